@@ -1,0 +1,3 @@
+from federator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""The `federator` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from federator.lab.errors import LabError
+from federator.lab.kind import KindLab, docker_engine_answers
+from federator.lab.process import ProcessLab
+from federator.lab.spec import DEFAULT_BASE_PORT, DEFAULT_K8S_VERSION, LabSpec, default_members
+from federator.lab.toolchain import Toolchain
+
+
+class UsageError(Exception):
+    """Bad input on the command line; the message says what to write instead."""
+
+
+def default_lab_dir() -> Path:
+    explicit = os.environ.get("FEDERATOR_LAB_DIR")
+    if explicit:
+        return Path(explicit)
+    state = os.environ.get("XDG_STATE_HOME")
+    return (Path(state) if state else Path.home() / ".local" / "state") / "federator" / "lab"
+
+
+def _capacity(text: str) -> tuple[str, int]:
+    name, sep, pods = text.partition("=")
+    if not sep or not pods.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: write it as CLUSTER=PODS, e.g. member-2=2")
+    return name, int(pods)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="federator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    lab = commands.add_parser("lab", help="a local lab: a federation plane and member clusters")
+    lab.add_argument("--dir", type=Path, default=None,
+                     help="the lab's directory (default: $FEDERATOR_LAB_DIR or "
+                          "~/.local/state/federator/lab)")
+    verbs = lab.add_subparsers(dest="verb", required=True)
+    up = verbs.add_parser("up", help="start the lab (again); starts only what is not running")
+    up.add_argument("--config", type=Path, default=None,
+                    help="a lab described in YAML (see config/lab.yaml); other flags ignored")
+    up.add_argument("--clusters", type=int, default=3, help="member clusters (default 3)")
+    up.add_argument("--provider", choices=None, default=None,
+                    help="process or kind (default: kind if a Docker engine answers, "
+                         "else process)")
+    up.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION,
+                    help=f"a Kubernetes 1.33 patch release (default {DEFAULT_K8S_VERSION})")
+    up.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
+                    help=f"first of the loopback ports the lab uses (default {DEFAULT_BASE_PORT})")
+    up.add_argument("--nodes", type=int, default=2, help="kwok nodes per member (default 2)")
+    up.add_argument("--pod-capacity", type=int, default=220,
+                    help="pods each member can hold (default 220)")
+    up.add_argument("--capacity", type=_capacity, action="append", default=[],
+                    metavar="CLUSTER=PODS", help="pod capacity of one member, e.g. member-2=2")
+    verbs.add_parser("down", help="stop every process of the lab and remove its directory")
+    verbs.add_parser("status", help="the health of each component")
+    verbs.add_parser("env", help="print `export KUBECONFIG=...` for the lab")
+    stop = verbs.add_parser("stop", help="stop one component; `lab up` starts it again")
+    stop.add_argument("component", help="e.g. member-1/kube-apiserver")
+    build = verbs.add_parser("build", help="build (or find cached) Kubernetes binaries")
+    build.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION)
+    return parser
+
+
+def _spec_from_file(path: Path) -> LabSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"--config: cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--config: {path} is not YAML: {exc}") from exc
+    try:
+        return LabSpec.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"{path}: {_validation_message(exc, by_path=True)}") from exc
+
+
+def _spec(args: argparse.Namespace) -> LabSpec:
+    if args.config is not None:
+        return _spec_from_file(args.config)
+    provider = args.provider
+    if provider is None:
+        provider = "kind" if docker_engine_answers() else "process"
+    if provider not in ("process", "kind"):
+        raise UsageError(f"unknown provider {provider!r}: use --provider process or "
+                         "--provider kind")
+    try:
+        members = default_members(args.clusters, nodes=args.nodes,
+                                  pod_capacity=args.pod_capacity,
+                                  capacities=dict(args.capacity))
+        return LabSpec(provider=provider, k8s_version=args.k8s_version,
+                       base_port=args.base_port, members=members)
+    except ValidationError as exc:
+        raise UsageError(_validation_message(exc)) from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _validation_message(exc: ValidationError, *, by_path: bool = False) -> str:
+    """One line naming each bad field: as a flag, or (from a file) as its path in the file."""
+    flags = {"k8s_version": "--k8s-version", "base_port": "--base-port",
+             "nodes": "--nodes", "pod_capacity": "--pod-capacity/--capacity"}
+    parts = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if by_path:
+            where = ".".join(str(p) for p in error["loc"]) or "the file"
+        else:
+            field = next((str(p) for p in reversed(error["loc"]) if isinstance(p, str)), "")
+            where = flags.get(field, field or "input")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def _recorded_provider(root: Path) -> str | None:
+    try:
+        return str(json.loads((root / "state.json").read_text())["spec"]["provider"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    root: Path = args.dir or default_lab_dir()
+    if args.verb == "build":
+        binaries = Toolchain(args.k8s_version).ensure()
+        for name, path in vars(binaries).items():
+            print(f"{name.replace('_', '-'):<24} {path}")
+        return 0
+    if args.verb == "up":
+        spec = _spec(args)
+        if spec.provider == "kind":
+            KindLab(root).up(spec)
+        else:
+            ProcessLab(root).up(spec)
+        return 0
+    provider = _recorded_provider(root)
+    if provider is None:
+        if args.verb == "down":
+            print(f"no lab in {root}; nothing to stop")
+            return 0
+        raise UsageError(f"no lab in {root}: start one with `federator lab up`")
+    if args.verb == "env":
+        print(f"export KUBECONFIG={root / 'kubeconfig'}")
+        return 0
+    if provider == "kind":
+        kind = KindLab(root)
+        if args.verb == "down":
+            kind.down()
+            return 0
+        if args.verb == "status":
+            rows = kind.status()
+            for cluster, healthy, detail in rows:
+                print(f"{cluster:<20} {'healthy' if healthy else 'unhealthy':<10} {detail}")
+            return 0 if all(h for _, h, _ in rows) else 1
+        raise UsageError(f"`lab {args.verb}` is for process labs only")
+    lab = ProcessLab(root)
+    if args.verb == "down":
+        lab.down()
+        return 0
+    if args.verb == "stop":
+        lab.stop_component(args.component)
+        print(f"stopped {args.component}; `federator lab up` starts it again")
+        return 0
+    statuses = lab.status()
+    mib = 1024 * 1024
+    print(f"{'COMPONENT':<34} {'PID':>7}  {'STATE':<8} {'RSS':>9}  HEALTH")
+    for s in statuses:
+        state = "running" if s.running else "stopped"
+        health = "ok" if s.healthy else s.detail
+        rss = f"{s.rss_bytes / mib:.0f} MiB" if s.running else "-"
+        print(f"{s.name:<34} {s.pid or '-':>7}  {state:<8} {rss:>9}  {health}")
+    total = sum(s.rss_bytes for s in statuses) / mib
+    print(f"{'total':<34} {'':>7}  {'':<8} {f'{total:.0f} MiB':>9}")
+    return 0 if all(s.healthy for s in statuses) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "lab":
+            return run_lab(args)
+    except (LabError, UsageError) as exc:
+        print(f"federator: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("federator: interrupted", file=sys.stderr)
+        return 130
+    return 2

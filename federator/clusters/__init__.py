@@ -1,0 +1,1 @@
+"""The cluster registry: Cluster objects to clients, health probing, join and unjoin."""

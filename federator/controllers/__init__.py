@@ -1,0 +1,1 @@
+"""Reconcilers: propagation, workload spreading, status, events and DNS."""

@@ -1,0 +1,1 @@
+"""The embedded authoritative DNS server and the RFC 2136 provider."""

@@ -1,0 +1,1 @@
+"""Local labs of real Kubernetes clusters (a federation plane and members) for demos and tests."""

@@ -1,0 +1,247 @@
+"""How a process lab is laid out: the command line of every component, the kwok nodes of each
+member and the lab's kubeconfig. Pure functions of the spec and the paths; no I/O."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from federator.lab.spec import PLANE, LabSpec, MemberSpec
+from federator.lab.toolchain import Binaries
+
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+REGION_LABEL = "topology.kubernetes.io/region"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+# The plane stores templates: it runs no controller that would turn them into pods.
+PLANE_CONTROLLERS = "namespace,garbagecollector"
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """Files of one lab, all under its directory."""
+
+    root: Path
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.root / "etcd"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    def work(self, cluster: str) -> Path:
+        """Scratch space of one cluster's components (self-signed serving certs and such)."""
+        return self.root / "work" / cluster
+
+    def log(self, component: str) -> Path:
+        return self.logs / (component.replace("/", "_") + ".log")
+
+
+@dataclass(frozen=True)
+class Health:
+    """How to ask a component whether it is well: an HTTP(S) GET that must answer 200."""
+
+    url: str
+    tls: bool  # with the lab's CA and admin client certificate
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of the lab."""
+
+    name: str  # "etcd", "plane/kube-apiserver", "member-1/kwok", ...
+    cluster: str | None
+    argv: tuple[str, ...]
+    health: Health
+    ports: tuple[int, ...]
+    stage: int  # components of a stage start together, after the earlier stages are healthy
+
+
+def service_range(index: int) -> tuple[str, str]:
+    """Service CIDR of the cluster at `index` (0 = plane) and its first address."""
+    return f"10.{96 + index}.0.0/16", f"10.{96 + index}.0.1"
+
+
+def pod_range(index: int) -> str:
+    return f"10.{index + 1}.0.0/16"
+
+
+def _pki(paths: LabPaths, name: str) -> str:
+    return str(paths.pki / name)
+
+
+def etcd(spec: LabSpec, paths: LabPaths, binaries: Binaries) -> Component:
+    client = f"http://127.0.0.1:{spec.etcd_client_port}"
+    peer = f"http://127.0.0.1:{spec.etcd_peer_port}"
+    argv = (
+        str(binaries.etcd), "--name=federator-lab", f"--data-dir={paths.etcd_data}",
+        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=federator-lab={peer}", "--unsafe-no-fsync", "--log-level=warn",
+        "--quota-backend-bytes=4294967296",
+    )
+    return Component("etcd", None, argv, Health(f"{client}/health", tls=False),
+                     (spec.etcd_client_port, spec.etcd_peer_port), stage=0)
+
+
+def apiserver(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) -> Component:
+    index = spec.cluster_names.index(cluster)
+    cidr = service_range(index)[0]
+    port = spec.ports(cluster).apiserver
+    sa_key = _pki(paths, f"sa-{cluster}.key")
+    argv = (
+        str(binaries.kube_apiserver),
+        f"--etcd-servers=http://127.0.0.1:{spec.etcd_client_port}",
+        f"--etcd-prefix=/federator-lab/{cluster}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+        # The lab's apiservers have no routable address to publish for the `kubernetes`
+        # Service; nothing in a lab dials it, so its endpoints are not reconciled.
+        "--endpoint-reconciler-type=none",
+        f"--tls-cert-file={_pki(paths, f'apiserver-{cluster}.crt')}",
+        f"--tls-private-key-file={_pki(paths, f'apiserver-{cluster}.key')}",
+        f"--client-ca-file={_pki(paths, 'ca.crt')}",
+        f"--service-account-issuer=https://{cluster}.federator-lab.invalid",
+        f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
+        f"--service-cluster-ip-range={cidr}", "--authorization-mode=RBAC",
+        "--allow-privileged=true", f"--cert-dir={paths.work(cluster)}", "--profiling=false",
+        "--v=1",
+    )
+    return Component(f"{cluster}/kube-apiserver", cluster, argv,
+                     Health(f"https://127.0.0.1:{port}/readyz", tls=True), (port,), stage=1)
+
+
+def _client_flags(paths: LabPaths, cluster: str) -> tuple[str, ...]:
+    """Flags that a cluster's controller-manager and scheduler share: their kubeconfig, and
+    the apiserver's serving pair (valid for 127.0.0.1) so that the lab's CA verifies them."""
+    kubeconfig = component_kubeconfig(paths, cluster)
+    return (f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--tls-cert-file={_pki(paths, f'apiserver-{cluster}.crt')}",
+            f"--tls-private-key-file={_pki(paths, f'apiserver-{cluster}.key')}")
+
+
+def controller_manager(spec: LabSpec, paths: LabPaths, binaries: Binaries,
+                       cluster: str) -> Component:
+    port = spec.ports(cluster).controller_manager
+    index = spec.cluster_names.index(cluster)
+    argv: tuple[str, ...] = (
+        str(binaries.kube_controller_manager), *_client_flags(paths, cluster),
+        "--bind-address=127.0.0.1", f"--secure-port={port}", "--leader-elect=false",
+        f"--cert-dir={paths.work(cluster)}", f"--root-ca-file={_pki(paths, 'ca.crt')}",
+        f"--service-account-private-key-file={_pki(paths, f'sa-{cluster}.key')}",
+        f"--service-cluster-ip-range={service_range(index)[0]}", "--v=1",
+    )
+    if cluster == PLANE:
+        argv += (f"--controllers={PLANE_CONTROLLERS}",)
+    else:
+        argv += (f"--cluster-signing-cert-file={_pki(paths, 'ca.crt')}",
+                 f"--cluster-signing-key-file={_pki(paths, 'ca.key')}")
+    return Component(f"{cluster}/kube-controller-manager", cluster, argv,
+                     Health(f"https://127.0.0.1:{port}/healthz", tls=True), (port,), stage=2)
+
+
+def scheduler(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) -> Component:
+    port = spec.ports(cluster).scheduler
+    argv = (
+        str(binaries.kube_scheduler), *_client_flags(paths, cluster),
+        "--bind-address=127.0.0.1", f"--secure-port={port}", "--leader-elect=false", "--v=1",
+    )
+    return Component(f"{cluster}/kube-scheduler", cluster, argv,
+                     Health(f"https://127.0.0.1:{port}/healthz", tls=True), (port,), stage=2)
+
+
+def kwok(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) -> Component:
+    port = spec.ports(cluster).kwok
+    index = spec.cluster_names.index(cluster)
+    argv = (
+        str(binaries.kwok), f"--kubeconfig={component_kubeconfig(paths, cluster)}",
+        "--manage-all-nodes=false",
+        f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+        f"--cidr=10.{index + 1}.0.1/16", f"--node-ip=10.{index + 1}.255.254",
+        f"--server-address=127.0.0.1:{port}",
+    )
+    return Component(f"{cluster}/kwok", cluster, argv,
+                     Health(f"http://127.0.0.1:{port}/healthz", tls=False), (port,), stage=2)
+
+
+def components(spec: LabSpec, paths: LabPaths, binaries: Binaries) -> list[Component]:
+    """Every process of the lab, in start order."""
+    result = [etcd(spec, paths, binaries)]
+    result += [apiserver(spec, paths, binaries, c) for c in spec.cluster_names]
+    result.append(controller_manager(spec, paths, binaries, PLANE))
+    for member in spec.members:
+        result += [controller_manager(spec, paths, binaries, member.name),
+                   scheduler(spec, paths, binaries, member.name),
+                   kwok(spec, paths, binaries, member.name)]
+    return result
+
+
+def component_kubeconfig(paths: LabPaths, cluster: str) -> Path:
+    """The kubeconfig that one cluster's own components use (one context, admin identity)."""
+    return paths.work(cluster) / "kubeconfig"
+
+
+def nodes(member: MemberSpec) -> list[dict[str, Any]]:
+    """The kwok Node objects of a member: its capacity split over them, region and zone set."""
+    result = []
+    for i, pods in enumerate(member.node_pods()):
+        name = f"{member.name}-node-{i + 1}"
+        capacity = {"cpu": "32", "memory": "256Gi", "pods": str(pods)}
+        result.append({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    REGION_LABEL: member.region,
+                    ZONE_LABEL: member.zone,
+                },
+            },
+            "status": {"capacity": capacity, "allocatable": capacity},
+        })
+    return result
+
+
+def _b64(pem: bytes) -> str:
+    return base64.b64encode(pem).decode()
+
+
+def kubeconfig(servers: dict[str, str], current: str, *, ca: bytes, cert: bytes,
+               key: bytes) -> dict[str, Any]:
+    """A kubeconfig with one context per cluster (context name -> server URL), all with the
+    lab's admin client certificate."""
+    user = "federator-lab-admin"
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": _b64(ca)}}
+            for name, server in servers.items()
+        ],
+        "users": [{"name": user, "user": {"client-certificate-data": _b64(cert),
+                                          "client-key-data": _b64(key)}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}
+                     for name in servers],
+        "current-context": current,
+    }

@@ -1,0 +1,36 @@
+"""The lab that integration tests run on: a plane and 3 members, up once per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from federator.lab.process import ProcessLab
+from federator.lab.spec import LabSpec, default_members
+
+# Away from the default lab's ports, so tests and a user's lab can run side by side.
+TEST_BASE_PORT = int(os.environ.get("FEDERATOR_TEST_BASE_PORT", "27400"))
+
+
+@pytest.fixture(scope="session")
+def lab_spec() -> LabSpec:
+    return LabSpec(base_port=TEST_BASE_PORT, members=default_members(3))
+
+
+@pytest.fixture(scope="session")
+def lab(lab_spec: LabSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessLab]:
+    root = tmp_path_factory.mktemp("lab")
+    process_lab = ProcessLab(root, progress=lambda line: print(f"[lab] {line}"))
+    try:
+        process_lab.up(lab_spec)
+        yield process_lab
+    finally:
+        process_lab.down()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(lab: ProcessLab) -> Path:
+    return lab.paths.kubeconfig

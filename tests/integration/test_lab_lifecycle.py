@@ -1,0 +1,73 @@
+"""`lab up` and `lab down` of a lab of its own: nothing is left behind, bad input is one line."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from federator.lab.process import ProcessLab, port_in_use
+from federator.lab.spec import LabSpec, default_members
+from tests.cli import federator
+
+pytestmark = pytest.mark.integration
+
+BASE_PORT = 28400
+
+
+def listening_ports() -> set[int]:
+    """Ports with a socket in LISTEN state on this machine, read from the kernel."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # TCP_LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_down_leaves_no_process_and_no_listening_port(tmp_path: Path) -> None:
+    root = tmp_path / "lab"
+    spec = LabSpec(base_port=BASE_PORT, members=default_members(1))
+    lab = ProcessLab(root, progress=lambda _: None)
+    lab.up(spec)
+    _, records = lab.load()
+    assert len(records) == 7  # etcd, 2 apiservers, plane kcm, member kcm, scheduler, kwok
+    assert all(r.alive() for r in records.values())
+    ours = set(spec.all_ports())
+    assert ours & listening_ports()
+
+    done = federator("lab", "--dir", str(root), "down")
+
+    assert done.returncode == 0, done.stderr
+    assert [name for name, r in records.items() if r.alive()] == []
+    assert ours & listening_ports() == set()
+    assert not root.exists()
+
+
+def test_a_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    root = tmp_path / "lab"
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", BASE_PORT + 100))
+        blocker.listen()
+        done = federator("lab", "--dir", str(root), "up", "--clusters", "1",
+                         "--provider", "process", "--base-port", str(BASE_PORT + 100))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"port {BASE_PORT + 100} is already in use" in lines[0]
+    assert "--base-port" in lines[0]
+    _, records = ProcessLab(root).load()
+    assert [n for n, r in records.items() if r.alive()] == []
+    assert not port_in_use(BASE_PORT + 110)  # the plane's apiserver port: never started
+
+
+def test_a_kubernetes_version_that_does_not_exist(tmp_path: Path) -> None:
+    done = federator("lab", "build", "--k8s-version", "1.33.99",
+                     env={"FEDERATOR_CACHE": str(tmp_path)})
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Kubernetes 1.33.99 does not exist" in lines[0]
+    assert "1.33.13" in lines[0]

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from federator.lab import layout
+from federator.lab.layout import LabPaths
+from federator.lab.spec import LabSpec, default_members
+from federator.lab.toolchain import Binaries
+
+BINARIES = Binaries(*(Path("/bin") / n for n in (
+    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok")))
+SPEC = LabSpec(members=default_members(3, capacities={"member-2": 2}), base_port=30000)
+PATHS = LabPaths(Path("/lab"))
+
+
+def flag(argv: tuple[str, ...], name: str) -> str:
+    values = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+    assert len(values) == 1, (name, argv)
+    return values[0]
+
+
+def test_components_in_start_order() -> None:
+    names = [c.name for c in layout.components(SPEC, PATHS, BINARIES)]
+    assert names[0] == "etcd"
+    assert names[1:5] == [f"{c}/kube-apiserver" for c in SPEC.cluster_names]
+    assert "plane/kube-scheduler" not in names
+    assert "plane/kwok" not in names
+    assert len(names) == 1 + 4 + 1 + 3 * 3
+
+
+def test_every_cluster_has_its_own_etcd_prefix_port_and_key() -> None:
+    apiservers = [c for c in layout.components(SPEC, PATHS, BINARIES)
+                  if c.name.endswith("kube-apiserver")]
+    for key in ("etcd-prefix", "secure-port", "service-account-key-file",
+                "service-cluster-ip-range"):
+        values = [flag(c.argv, key) for c in apiservers]
+        assert len(set(values)) == len(values), key
+
+
+def test_the_plane_runs_only_namespace_and_gc_controllers() -> None:
+    plane = layout.controller_manager(SPEC, PATHS, BINARIES, "plane")
+    assert flag(plane.argv, "controllers") == "namespace,garbagecollector"
+    member = layout.controller_manager(SPEC, PATHS, BINARIES, "member-1")
+    assert not any(a.startswith("--controllers=") for a in member.argv)
+
+
+def test_ports_of_components_match_the_spec() -> None:
+    used = [p for c in layout.components(SPEC, PATHS, BINARIES) for p in c.ports]
+    assert sorted(used) == sorted(SPEC.all_ports())
+
+
+def test_nodes_carry_location_and_capacity() -> None:
+    nodes = layout.nodes(SPEC.member("member-2"))
+    assert [n["status"]["capacity"]["pods"] for n in nodes] == ["1", "1"]
+    for node in nodes:
+        labels = node["metadata"]["labels"]
+        assert labels[layout.REGION_LABEL] == "us-west-2"
+        assert labels[layout.ZONE_LABEL] == "us-west-2b"
+        assert node["metadata"]["annotations"][layout.KWOK_ANNOTATION] == "fake"
+
+
+def test_kubeconfig_has_a_context_per_cluster() -> None:
+    config = layout.kubeconfig({"plane": "https://127.0.0.1:1", "member-1": "https://x:2"},
+                               "member-1", ca=b"CA", cert=b"C", key=b"K")
+    assert [c["name"] for c in config["contexts"]] == ["plane", "member-1"]
+    assert config["current-context"] == "member-1"
+    assert config["clusters"][1]["cluster"]["server"] == "https://x:2"
+    assert config["users"][0]["user"]["client-key-data"] == "Sw=="
