@@ -95,6 +95,18 @@ def port_in_use(port: int) -> bool:
     return False
 
 
+def _spawn(argv: tuple[str, ...], log: Path) -> int:
+    """Start a component in a session of its own, its output appended to `log`. It outlives
+    this process; no Popen object is kept, since nothing here waits for it but `_reap`."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawn(argv[0], list(argv), dict(os.environ), file_actions=actions,
+                          setsid=True)
+
+
 def _reap(pid: int) -> None:
     """Collect the exit status of a child of this process, so that it leaves no zombie."""
     with contextlib.suppress(ChildProcessError, OSError):
@@ -196,12 +208,8 @@ class ProcessLab:
                     )
         for component in batch:
             self.progress(f"starting {component.name}")
-            log = self.paths.log(component.name)
-            with log.open("ab") as sink:
-                proc = subprocess.Popen(component.argv, stdin=subprocess.DEVNULL, stdout=sink,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-            ticks = _start_ticks(proc.pid)
-            records[component.name] = ProcessRecord(proc.pid, ticks or 0)
+            pid = _spawn(component.argv, self.paths.log(component.name))
+            records[component.name] = ProcessRecord(pid, _start_ticks(pid) or 0)
             started.append(component.name)
             self._save(spec, records)
 
