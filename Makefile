@@ -19,7 +19,7 @@ build: setup
 	$(LAB) build
 
 lint: setup
-	$(BIN)/ruff check federator tests benchmarks
+	$(BIN)/ruff check .
 
 typecheck: setup
 	$(BIN)/mypy
