@@ -20,7 +20,7 @@ import yaml
 from federator.lab.errors import LabError
 from federator.lab.layout import PLANE_CONTROLLERS, pod_range, service_range
 from federator.lab.spec import PLANE, LabSpec
-from federator.lab.toolchain import Progress
+from federator.lab.toolchain import Progress, echo
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "deploy" / "kind"
 # Pods that a kind node runs for itself (control plane, CNI, kube-proxy, CoreDNS, storage).
@@ -99,7 +99,7 @@ def merge_kubeconfigs(per_cluster: dict[str, dict[str, Any]], current: str) -> d
 class KindLab:
     """A lab of kind clusters. `runner` runs one command (tests pass a recorder)."""
 
-    def __init__(self, root: Path, *, progress: Progress = print, runner: Runner = run,
+    def __init__(self, root: Path, *, progress: Progress = echo, runner: Runner = run,
                  templates: Path = TEMPLATES) -> None:
         self.root = root
         self.progress = progress

@@ -32,7 +32,7 @@ from federator.lab.errors import LabError
 from federator.lab.layout import Component, Health, LabPaths
 from federator.lab.pki import LabPKI
 from federator.lab.spec import LabSpec
-from federator.lab.toolchain import Binaries, Progress, Toolchain
+from federator.lab.toolchain import Binaries, Progress, Toolchain, echo
 
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 15.0
@@ -124,7 +124,7 @@ def _last_line(path: Path) -> str:
 class ProcessLab:
     """A lab in one directory. Methods are safe to repeat: `up` starts only what is missing."""
 
-    def __init__(self, root: Path, *, progress: Progress = print) -> None:
+    def __init__(self, root: Path, *, progress: Progress = echo) -> None:
         self.paths = LabPaths(root)
         self.progress = progress
         self.pki = LabPKI(self.paths.pki)

@@ -29,6 +29,11 @@ Progress = Callable[[str], None]
 HEARTBEAT_SECONDS = 30.0
 
 
+def echo(line: str) -> None:
+    """The default progress sink: a line on stdout, flushed at once (CI logs are files)."""
+    print(line, flush=True)
+
+
 def _go_env() -> dict[str, str]:
     return {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
 
@@ -140,7 +145,7 @@ class Toolchain:
     """Finds or builds the binaries of one Kubernetes release."""
 
     def __init__(self, k8s_version: str, *, root: Path | None = None,
-                 progress: Progress = print) -> None:
+                 progress: Progress = echo) -> None:
         self.version = k8s_version.removeprefix("v")
         self.root = root or cache_dir()
         self.progress = progress

@@ -1,0 +1,170 @@
+"""One HTTP client per apiserver: a connection pool, JSON in and out, Kubernetes errors as
+exceptions that carry the Status, and watch streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+
+from federator.kube.kubeconfig import Credentials
+
+FIELD_MANAGER = "federator"
+Object = dict[str, Any]
+
+
+class KubeError(Exception):
+    """An apiserver answered with an error Status, or could not be reached (code 0)."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        self.code = code
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{reason} ({code}): {message}" if code else f"{reason}: {message}")
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.code == 409
+
+
+class Unreachable(KubeError):
+    """No HTTP answer: refused, reset, timed out, TLS failure."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, "Unreachable", message)
+
+
+class KubeClient:
+    """A client of one apiserver. Create and use it inside a running event loop."""
+
+    def __init__(self, credentials: Credentials, *, timeout: float = 30.0,
+                 pool_size: int = 16) -> None:
+        self.credentials = credentials
+        self.timeout = timeout
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def server(self) -> str:
+        return self.credentials.server
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"User-Agent": "federator", "Accept": "application/json"}
+            if self.credentials.token:
+                headers["Authorization"] = f"Bearer {self.credentials.token}"
+            connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context(),
+                                             limit=self._pool_size)
+            self._session = aiohttp.ClientSession(base_url=self.credentials.server,
+                                                  headers=headers, connector=connector)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
+                      body: Any = None, content_type: str = "application/json",
+                      timeout: float | None = None) -> Any:
+        """Send one request; the decoded JSON answer, or KubeError."""
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else None
+        try:
+            async with self._open().request(
+                method, url, params=params, data=data, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            ) as response:
+                text = await response.text()
+                if response.status >= 400:
+                    raise _status_error(response.status, text)
+                if not text:
+                    return None
+                if response.content_type == "application/json":
+                    return json.loads(text)
+                return text
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise Unreachable(_describe(exc, self.server)) from exc
+
+    async def get(self, url: str, **params: str) -> Any:
+        return await self.request("GET", url, params=params or None)
+
+    async def create(self, url: str, obj: Object) -> Any:
+        return await self.request("POST", url, body=obj)
+
+    async def replace(self, url: str, obj: Object) -> Any:
+        return await self.request("PUT", url, body=obj)
+
+    async def apply(self, url: str, obj: Object, *, force: bool = True) -> Any:
+        """Server-side apply with field manager `federator`."""
+        params = {"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"}
+        return await self.request("PATCH", url, params=params, body=obj,
+                                  content_type="application/apply-patch+yaml")
+
+    async def merge_patch(self, url: str, patch: Object) -> Any:
+        return await self.request("PATCH", url, body=patch,
+                                  content_type="application/merge-patch+json")
+
+    async def delete(self, url: str, *, propagation: str = "Background",
+                     missing_ok: bool = True) -> Any:
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        try:
+            return await self.request("DELETE", url, body=body)
+        except KubeError as exc:
+            if missing_ok and exc.not_found:
+                return None
+            raise
+
+    async def watch(self, url: str, *, resource_version: str,
+                    timeout_seconds: int = 300) -> AsyncIterator[Object]:
+        """The events of one watch request, until the server ends it. An ERROR event with a
+        410 Status is raised as KubeError(410) so that the caller lists again."""
+        params = {"watch": "true", "resourceVersion": resource_version,
+                  "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds)}
+        try:
+            async with self._open().get(
+                url, params=params,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
+                                              sock_read=timeout_seconds + 30),
+            ) as response:
+                if response.status >= 400:
+                    raise _status_error(response.status, await response.text())
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise KubeError(int(status.get("code", 500)),
+                                        str(status.get("reason", "Error")),
+                                        str(status.get("message", "")))
+                    yield event
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise Unreachable(_describe(exc, self.server)) from exc
+
+
+def _status_error(code: int, text: str) -> KubeError:
+    try:
+        status = json.loads(text)
+    except ValueError:
+        return KubeError(code, "Error", text.strip()[:300])
+    if not isinstance(status, dict):
+        return KubeError(code, "Error", text.strip()[:300])
+    return KubeError(code, str(status.get("reason") or "Error"), str(status.get("message", "")))
+
+
+def _describe(exc: BaseException, server: str) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return f"{server} did not answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"{server}: its certificate is not trusted ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {server} ({exc.os_error.strerror or exc.os_error})"
+    return f"{server}: {exc.__class__.__name__}: {exc}"

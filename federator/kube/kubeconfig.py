@@ -1,0 +1,127 @@
+"""Credentials of one apiserver, held in memory, and how to read them from a kubeconfig."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from kubernetes_asyncio.client import Configuration
+from kubernetes_asyncio.config import ConfigException, load_kube_config
+
+
+class CredentialsError(Exception):
+    """A kubeconfig or context that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where an apiserver is and how to prove who we are. Secrets never appear in repr()."""
+
+    server: str
+    ca_pem: bytes | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    cert_pem: bytes | None = field(default=None, repr=False)
+    key_pem: bytes | None = field(default=None, repr=False)
+    insecure: bool = False
+    tls_server_name: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """An SSL context for aiohttp (True for plain HTTP's default)."""
+        if not self.server.startswith("https"):
+            return True
+        context = ssl.create_default_context(
+            cadata=self.ca_pem.decode() if self.ca_pem else None)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_pem and self.key_pem:
+            # The ssl module loads client pairs only from files: a private directory that
+            # lives for the length of this call.
+            with tempfile.TemporaryDirectory(prefix="federator-") as tmp:
+                cert, key = Path(tmp) / "c.pem", Path(tmp) / "k.pem"
+                for path, data in ((cert, self.cert_pem), (key, self.key_pem)):
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                    with os.fdopen(fd, "wb") as handle:
+                        handle.write(data)
+                context.load_cert_chain(cert, key)
+        return context
+
+
+def default_kubeconfig() -> Path:
+    first = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return Path(first) if first else Path.home() / ".kube" / "config"
+
+
+def contexts_of(kubeconfig: Path) -> list[str]:
+    try:
+        data = yaml.safe_load(kubeconfig.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    return [c.get("name", "") for c in data.get("contexts") or []]
+
+
+async def load_credentials(kubeconfig: Path, context: str) -> Credentials:
+    """The credentials of one context, with exec plugins and token files resolved."""
+    if not kubeconfig.exists():  # noqa: ASYNC240 (a small local file, read once)
+        raise CredentialsError(f"kubeconfig {kubeconfig} does not exist: pass --kubeconfig or "
+                               "set KUBECONFIG")
+    known = contexts_of(kubeconfig)
+    if context not in known:
+        raise CredentialsError(f"context {context!r} is not in {kubeconfig}; its contexts: "
+                               f"{', '.join(known) or 'none'}")
+    config = Configuration()
+    with tempfile.TemporaryDirectory(prefix="federator-") as tmp:
+        try:
+            await load_kube_config(config_file=str(kubeconfig), context=context,
+                                   client_configuration=config, persist_config=False,
+                                   temp_file_path=tmp)
+        except ConfigException as exc:
+            raise CredentialsError(f"context {context!r} in {kubeconfig}: {exc}") from exc
+
+        def read(path: str | None) -> bytes | None:
+            if not path:
+                return None
+            with contextlib.suppress(OSError):
+                return Path(path).read_bytes()
+            raise CredentialsError(f"context {context!r}: cannot read {path}")
+
+        bearer = config.api_key.get("BearerToken") or config.api_key.get("authorization")
+        token = bearer.removeprefix("Bearer ").strip() if bearer else None
+        return Credentials(
+            server=str(config.host),
+            ca_pem=read(config.ssl_ca_cert),
+            token=token or None,
+            cert_pem=read(config.cert_file),
+            key_pem=read(config.key_file),
+            insecure=not config.verify_ssl,
+            tls_server_name=config.tls_server_name,
+        )
+
+
+def alias_context(kubeconfig: Path, alias: str, of: str) -> bool:
+    """Make context `alias` use the cluster and user of context `of`. True if the file changed.
+    Other entries of the file are kept as they are."""
+    data = yaml.safe_load(kubeconfig.read_text()) or {}
+    contexts = data.setdefault("contexts", [])
+    source = next((c for c in contexts if c.get("name") == of), None)
+    if source is None:
+        raise CredentialsError(f"context {of!r} is not in {kubeconfig}")
+    wanted = {"name": alias, "context": dict(source["context"])}
+    existing = next((c for c in contexts if c.get("name") == alias), None)
+    if existing == wanted:
+        return False
+    if existing is None:
+        contexts.append(wanted)
+    else:
+        contexts[contexts.index(existing)] = wanted
+    tmp = kubeconfig.with_name(kubeconfig.name + ".federator.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(data, handle, default_flow_style=False, sort_keys=False)
+    tmp.replace(kubeconfig)
+    return True
