@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -12,6 +13,23 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from federator.clusters.join import (
+    JoinError,
+    JoinRequest,
+    get_cluster,
+    join,
+    joined_context,
+    unjoin,
+)
+from federator.clusters.plane import Federation, InitError, init
+from federator.domain.naming import dns_label_problem, parse_label
+from federator.kube.client import KubeClient, KubeError
+from federator.kube.kubeconfig import (
+    CredentialsError,
+    alias_context,
+    default_kubeconfig,
+    load_credentials,
+)
 from federator.lab.errors import LabError
 from federator.lab.kind import KindLab, docker_engine_answers
 from federator.lab.process import ProcessLab
@@ -40,7 +58,34 @@ def _capacity(text: str) -> tuple[str, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="federator", description=__doc__)
+    parser.add_argument("--kubeconfig", type=Path, default=None,
+                        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     commands = parser.add_subparsers(dest="command", required=True)
+    init_cmd = commands.add_parser("init", help="install the federation API in the plane")
+    init_cmd.add_argument("--plane-context", default="plane",
+                          help="kubeconfig context of the plane's apiserver (default: plane)")
+    init_cmd.add_argument("--federation-name", default="federation",
+                          help="name of the federation (default: federation)")
+    init_cmd.add_argument("--dns-zone-name", default=None,
+                          help="DNS domain of federated Services, e.g. example.com")
+    join_cmd = commands.add_parser("join", help="join the cluster of a kubeconfig context")
+    join_cmd.add_argument("context", help="kubeconfig context of the member")
+    join_cmd.add_argument("--cluster-name", default=None, help="default: the context's name")
+    join_cmd.add_argument("--region", default=None)
+    join_cmd.add_argument("--zone", default=None)
+    join_cmd.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    unjoin_cmd = commands.add_parser("unjoin", help="remove a member from the federation")
+    unjoin_cmd.add_argument("name", help="the Cluster's name")
+    unjoin_cmd.add_argument("--delete-resources", action="store_true",
+                            help="delete what federator put in the member (default: keep it)")
+    unjoin_cmd.add_argument("--context", default=None,
+                            help="an admin kubeconfig context of the member, to clean it up "
+                                 "(default: the context it was joined from)")
+    unjoin_cmd.add_argument("--force", action="store_true",
+                            help="remove the Cluster without cleaning up the member")
+    for command in (join_cmd, unjoin_cmd):
+        command.add_argument("--federation-context", default="federation",
+                             help="kubeconfig context of the federation (default: federation)")
     lab = commands.add_parser("lab", help="a local lab: a federation plane and member clusters")
     lab.add_argument("--dir", type=Path, default=None,
                      help="the lab's directory (default: $FEDERATOR_LAB_DIR or "
@@ -184,13 +229,77 @@ def run_lab(args: argparse.Namespace) -> int:
     return 0 if all(s.healthy for s in statuses) else 1
 
 
+async def _client(kubeconfig: Path, context: str) -> KubeClient:
+    return KubeClient(await load_credentials(kubeconfig, context))
+
+
+async def run_federation(args: argparse.Namespace) -> int:
+    kubeconfig: Path = args.kubeconfig or default_kubeconfig()
+    if args.command == "init":
+        for value, flag in ((args.federation_name, "--federation-name"),):
+            if problem := dns_label_problem(value):
+                raise UsageError(f"{flag}: {problem}")
+        if args.dns_zone_name and not all(
+                dns_label_problem(p) is None for p in args.dns_zone_name.rstrip(".").split(".")):
+            raise UsageError(f"--dns-zone-name: {args.dns_zone_name!r} is not a DNS domain "
+                             "such as example.com")
+        plane = await _client(kubeconfig, args.plane_context)
+        try:
+            lines = await init(plane, Federation(args.federation_name, args.dns_zone_name))
+        finally:
+            await plane.close()
+        changed = alias_context(kubeconfig, "federation", args.plane_context)
+        lines.append(f"context federation {'written to' if changed else 'unchanged in'} "
+                     f"{kubeconfig}")
+    elif args.command == "join":
+        name = args.cluster_name or args.context
+        if problem := dns_label_problem(name):
+            raise UsageError(f"--cluster-name: {problem}")
+        try:
+            labels = dict(parse_label(text) for text in args.label)
+        except ValueError as exc:
+            raise UsageError(f"--label: {exc}") from exc
+        plane = await _client(kubeconfig, args.federation_context)
+        member = await _client(kubeconfig, args.context)
+        try:
+            lines = await join(plane, member, JoinRequest(args.context, name, args.region,
+                                                          args.zone, labels))
+        finally:
+            await plane.close()
+            await member.close()
+    else:
+        plane = await _client(kubeconfig, args.federation_context)
+        member = None
+        try:
+            context = args.context or joined_context(await get_cluster(plane, args.name))
+            if not args.force:
+                if context is None:
+                    raise UsageError(f"name an admin context of {args.name} with --context, "
+                                     "or remove it without clean-up with --force")
+                member = await _client(kubeconfig, context)
+            lines = await unjoin(plane, member, args.name,
+                                 delete_resources=args.delete_resources)
+        finally:
+            await plane.close()
+            if member is not None:
+                await member.close()
+    for line in lines:
+        print(line)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "lab":
             return run_lab(args)
-    except (LabError, UsageError) as exc:
+        if args.command in ("init", "join", "unjoin"):
+            return asyncio.run(run_federation(args))
+    except (LabError, UsageError, JoinError, InitError, CredentialsError) as exc:
         print(f"federator: error: {exc}", file=sys.stderr)
+        return 1
+    except KubeError as exc:
+        print(f"federator: error: the apiserver answered {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("federator: interrupted", file=sys.stderr)

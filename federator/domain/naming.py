@@ -9,6 +9,8 @@ CONFIG_NAME = "federator"  # ConfigMap in FEDERATION_NAMESPACE: federation name,
 MANAGED_BY = "federator.io/managed-by"  # label on what federator writes into members
 PLANE_UID = "federator.io/plane-uid"  # annotation: uid of the plane object a copy comes from
 CLUSTER_LABEL = "federator.io/cluster"  # label on a member's credentials Secret in the plane
+REGION_LABEL = "topology.kubernetes.io/region"  # on nodes
+ZONE_LABEL = "topology.kubernetes.io/zone"
 MEMBER_SERVICE_ACCOUNT = "federator"
 MEMBER_TOKEN_SECRET = "federator-token"  # noqa: S105 (a name, not a secret)
 

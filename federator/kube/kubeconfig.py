@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
+import shutil
 import ssl
 import tempfile
 from dataclasses import dataclass, field
@@ -52,6 +55,16 @@ class Credentials:
         return context
 
 
+@functools.cache
+def _private_dir() -> str:
+    """Where kubernetes-asyncio may write the certificate data of a kubeconfig as files: one
+    directory only this user can read, for the life of the process (the library keeps the
+    names it wrote in a cache of its own), removed at exit."""
+    directory = tempfile.mkdtemp(prefix="federator-kubeconfig-")
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def default_kubeconfig() -> Path:
     first = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
     return Path(first) if first else Path.home() / ".kube" / "config"
@@ -75,32 +88,31 @@ async def load_credentials(kubeconfig: Path, context: str) -> Credentials:
         raise CredentialsError(f"context {context!r} is not in {kubeconfig}; its contexts: "
                                f"{', '.join(known) or 'none'}")
     config = Configuration()
-    with tempfile.TemporaryDirectory(prefix="federator-") as tmp:
-        try:
-            await load_kube_config(config_file=str(kubeconfig), context=context,
-                                   client_configuration=config, persist_config=False,
-                                   temp_file_path=tmp)
-        except ConfigException as exc:
-            raise CredentialsError(f"context {context!r} in {kubeconfig}: {exc}") from exc
+    try:
+        await load_kube_config(config_file=str(kubeconfig), context=context,
+                               client_configuration=config, persist_config=False,
+                               temp_file_path=_private_dir())
+    except ConfigException as exc:
+        raise CredentialsError(f"context {context!r} in {kubeconfig}: {exc}") from exc
 
-        def read(path: str | None) -> bytes | None:
-            if not path:
-                return None
-            with contextlib.suppress(OSError):
-                return Path(path).read_bytes()
-            raise CredentialsError(f"context {context!r}: cannot read {path}")
+    def read(path: str | None) -> bytes | None:
+        if not path:
+            return None
+        with contextlib.suppress(OSError):
+            return Path(path).read_bytes()
+        raise CredentialsError(f"context {context!r}: cannot read {path}")
 
-        bearer = config.api_key.get("BearerToken") or config.api_key.get("authorization")
-        token = bearer.removeprefix("Bearer ").strip() if bearer else None
-        return Credentials(
-            server=str(config.host),
-            ca_pem=read(config.ssl_ca_cert),
-            token=token or None,
-            cert_pem=read(config.cert_file),
-            key_pem=read(config.key_file),
-            insecure=not config.verify_ssl,
-            tls_server_name=config.tls_server_name,
-        )
+    bearer = config.api_key.get("BearerToken") or config.api_key.get("authorization")
+    token = bearer.removeprefix("Bearer ").strip() if bearer else None
+    return Credentials(
+        server=str(config.host),
+        ca_pem=read(config.ssl_ca_cert),
+        token=token or None,
+        cert_pem=read(config.cert_file),
+        key_pem=read(config.key_file),
+        insecure=not config.verify_ssl,
+        tls_server_name=config.tls_server_name,
+    )
 
 
 def alias_context(kubeconfig: Path, alias: str, of: str) -> bool:

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from federator.domain.naming import REGION_LABEL, ZONE_LABEL
 from federator.lab.spec import PLANE, LabSpec, MemberSpec
 from federator.lab.toolchain import Binaries
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-REGION_LABEL = "topology.kubernetes.io/region"
-ZONE_LABEL = "topology.kubernetes.io/zone"
 # The plane stores templates: it runs no controller that would turn them into pods.
 PLANE_CONTROLLERS = "namespace,garbagecollector"
 

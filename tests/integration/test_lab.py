@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from federator.lab.layout import REGION_LABEL, ZONE_LABEL
+from federator.domain.naming import REGION_LABEL, ZONE_LABEL
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec
 from tests.kube import get_json, kubectl

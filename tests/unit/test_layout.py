@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from federator.domain.naming import REGION_LABEL, ZONE_LABEL
 from federator.lab import layout
 from federator.lab.layout import LabPaths
 from federator.lab.spec import LabSpec, default_members
@@ -54,8 +55,8 @@ def test_nodes_carry_location_and_capacity() -> None:
     assert [n["status"]["capacity"]["pods"] for n in nodes] == ["1", "1"]
     for node in nodes:
         labels = node["metadata"]["labels"]
-        assert labels[layout.REGION_LABEL] == "us-west-2"
-        assert labels[layout.ZONE_LABEL] == "us-west-2b"
+        assert labels[REGION_LABEL] == "us-west-2"
+        assert labels[ZONE_LABEL] == "us-west-2b"
         assert node["metadata"]["annotations"][layout.KWOK_ANNOTATION] == "fake"
 
 
