@@ -9,10 +9,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from federator import config
 from federator.clusters.join import (
     JoinError,
     JoinRequest,
@@ -35,6 +37,7 @@ from federator.lab.kind import KindLab, docker_engine_answers
 from federator.lab.process import ProcessLab
 from federator.lab.spec import DEFAULT_BASE_PORT, DEFAULT_K8S_VERSION, LabSpec, default_members
 from federator.lab.toolchain import Toolchain
+from federator.serve import serve
 
 
 class UsageError(Exception):
@@ -83,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(default: the context it was joined from)")
     unjoin_cmd.add_argument("--force", action="store_true",
                             help="remove the Cluster without cleaning up the member")
+    serve_cmd = commands.add_parser("serve", help="run the controllers, health and metrics")
+    serve_cmd.add_argument("--config", type=Path, default=None,
+                           help="settings file (see config/federator.yaml)")
+    serve_cmd.add_argument("--plane-context", default=None)
+    serve_cmd.add_argument("--http-port", type=int, default=None)
+    serve_cmd.add_argument("--identity", default=None, help="name of this replica")
+    serve_cmd.add_argument("--log-format", choices=["json", "console"], default=None)
     for command in (join_cmd, unjoin_cmd):
         command.add_argument("--federation-context", default="federation",
                              help="kubeconfig context of the federation (default: federation)")
@@ -110,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("down", help="stop every process of the lab and remove its directory")
     verbs.add_parser("status", help="the health of each component")
     verbs.add_parser("env", help="print `export KUBECONFIG=...` for the lab")
-    stop = verbs.add_parser("stop", help="stop one component; `lab up` starts it again")
+    stop = verbs.add_parser("stop", help="kill one component, as a crash would; `lab up` "
+                                         "starts it again")
     stop.add_argument("component", help="e.g. member-1/kube-apiserver")
     build = verbs.add_parser("build", help="build (or find cached) Kubernetes binaries")
     build.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION)
@@ -229,6 +240,24 @@ def run_lab(args: argparse.Namespace) -> int:
     return 0 if all(s.healthy for s in statuses) else 1
 
 
+def _serve_settings(args: argparse.Namespace) -> config.Settings:
+    overrides: dict[str, Any] = {}
+    if args.kubeconfig is not None:
+        overrides["kubeconfig"] = args.kubeconfig
+    if args.plane_context is not None:
+        overrides["plane_context"] = args.plane_context
+    if args.identity is not None:
+        overrides["identity"] = args.identity
+    if args.http_port is not None:
+        overrides["http"] = {"port": args.http_port}
+    if args.log_format is not None:
+        overrides["log"] = {"format": args.log_format}
+    try:
+        return config.load(args.config, os.environ, overrides)
+    except config.SettingsError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 async def _client(kubeconfig: Path, context: str) -> KubeClient:
     return KubeClient(await load_credentials(kubeconfig, context))
 
@@ -295,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_lab(args)
         if args.command in ("init", "join", "unjoin"):
             return asyncio.run(run_federation(args))
+        if args.command == "serve":
+            return asyncio.run(serve(_serve_settings(args)))
     except (LabError, UsageError, JoinError, InitError, CredentialsError) as exc:
         print(f"federator: error: {exc}", file=sys.stderr)
         return 1

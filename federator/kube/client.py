@@ -122,12 +122,13 @@ class KubeClient:
                 return None
             raise
 
-    async def watch(self, url: str, *, resource_version: str,
-                    timeout_seconds: int = 300) -> AsyncIterator[Object]:
+    async def watch(self, url: str, *, resource_version: str, timeout_seconds: int = 300,
+                    extra: Mapping[str, str] | None = None) -> AsyncIterator[Object]:
         """The events of one watch request, until the server ends it. An ERROR event with a
         410 Status is raised as KubeError(410) so that the caller lists again."""
         params = {"watch": "true", "resourceVersion": resource_version,
-                  "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds)}
+                  "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds),
+                  **(extra or {})}
         try:
             async with self._open().get(
                 url, params=params,

@@ -137,3 +137,19 @@ def alias_context(kubeconfig: Path, alias: str, of: str) -> bool:
         yaml.safe_dump(data, handle, default_flow_style=False, sort_keys=False)
     tmp.replace(kubeconfig)
     return True
+
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def in_cluster_credentials() -> Credentials | None:
+    """The pod's own service-account credentials, when running inside a cluster."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    token_file = SERVICE_ACCOUNT_DIR / "token"
+    if not host or not token_file.exists():
+        return None
+    server_host = f"[{host}]" if ":" in host else host
+    return Credentials(server=f"https://{server_host}:{port}",
+                       ca_pem=(SERVICE_ACCOUNT_DIR / "ca.crt").read_bytes(),
+                       token=token_file.read_text().strip())

@@ -244,3 +244,18 @@ def kubeconfig(servers: dict[str, str], current: str, *, ca: bytes, cert: bytes,
                      for name in servers],
         "current-context": current,
     }
+
+
+def merge_kubeconfig(existing: dict[str, Any] | None, ours: dict[str, Any]) -> dict[str, Any]:
+    """`ours` written over `existing`: entries of the same name replaced in place, every other
+    entry (such as the `federation` context that `federator init` adds) and the current
+    context kept."""
+    if not existing:
+        return ours
+    merged = dict(existing)
+    for section in ("clusters", "users", "contexts"):
+        mine = {entry["name"]: entry for entry in ours[section]}
+        entries = [mine.pop(e.get("name"), e) for e in existing.get(section) or []]
+        merged[section] = entries + list(mine.values())
+    merged["current-context"] = existing.get("current-context") or ours["current-context"]
+    return merged

@@ -35,7 +35,7 @@ from federator.lab.spec import LabSpec
 from federator.lab.toolchain import Binaries, Progress, Toolchain, echo
 
 START_TIMEOUT = 180.0
-STOP_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0  # then SIGKILL: an apiserver may linger over its watches
 POLL = 0.25
 
 
@@ -194,7 +194,11 @@ class ProcessLab:
             own = layout.kubeconfig({cluster: servers[cluster]}, cluster, **pems)
             _write_private(layout.component_kubeconfig(self.paths, cluster), yaml.safe_dump(own))
         lab = layout.kubeconfig(servers, spec.members[0].name, **pems)
-        _write_private(self.paths.kubeconfig, yaml.safe_dump(lab))
+        existing = None
+        if self.paths.kubeconfig.exists():
+            existing = yaml.safe_load(self.paths.kubeconfig.read_text())
+        merged = layout.merge_kubeconfig(existing, lab)
+        _write_private(self.paths.kubeconfig, yaml.safe_dump(merged, sort_keys=False))
 
     def _start(self, spec: LabSpec, batch: list[Component], records: dict[str, ProcessRecord],
                started: list[str]) -> None:
@@ -300,19 +304,21 @@ class ProcessLab:
         self.progress(f"lab is down; removed {self.paths.root}")
 
     def stop_component(self, name: str) -> None:
-        """Stop one component (for example `member-1/kube-apiserver`); `up` starts it again."""
+        """Kill one component at once, as a crash would (for example
+        `member-1/kube-apiserver`); `up` starts it again."""
         spec, records = self.load()
         if spec is None or name not in records:
             raise LabError("stop", f"no component {name!r} is recorded in {self.paths.root}")
-        self._stop([name], records)
+        self._stop([name], records, sig=signal.SIGKILL)
         self._save(spec, records)
 
-    def _stop(self, names: list[str], records: dict[str, ProcessRecord]) -> None:
+    def _stop(self, names: list[str], records: dict[str, ProcessRecord],
+              sig: signal.Signals = signal.SIGTERM) -> None:
         for name in names:
             record = records.get(name)
             if record is not None and record.alive():
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(record.pid, signal.SIGTERM)
+                    os.kill(record.pid, sig)
         deadline = time.monotonic() + STOP_TIMEOUT
         for name in names:
             record = records.get(name)

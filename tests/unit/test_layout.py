@@ -67,3 +67,17 @@ def test_kubeconfig_has_a_context_per_cluster() -> None:
     assert config["current-context"] == "member-1"
     assert config["clusters"][1]["cluster"]["server"] == "https://x:2"
     assert config["users"][0]["user"]["client-key-data"] == "Sw=="
+
+
+def test_merge_kubeconfig_keeps_other_contexts() -> None:
+    ours = layout.kubeconfig({"plane": "https://new:1"}, "plane", ca=b"", cert=b"", key=b"")
+    existing = {"clusters": [{"name": "plane", "cluster": {"server": "https://old:1"}}],
+                "users": [],
+                "contexts": [{"name": "federation", "context": {"cluster": "plane"}},
+                             {"name": "plane", "context": {"cluster": "plane"}}],
+                "current-context": "federation"}
+    merged = layout.merge_kubeconfig(existing, ours)
+    assert [c["name"] for c in merged["contexts"]] == ["federation", "plane"]
+    assert merged["clusters"][0]["cluster"]["server"] == "https://new:1"
+    assert merged["current-context"] == "federation"
+    assert layout.merge_kubeconfig(None, ours) == ours

@@ -1,0 +1,121 @@
+"""Settings of `federator serve`: a YAML file, then FEDERATOR_* environment variables, then
+command-line flags, each over the one before, validated by pydantic. Errors name the field."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "FEDERATOR_"
+# Variables of other federator commands (the lab, its tests), not settings of serve.
+OTHER_VARIABLES = frozenset({"FEDERATOR_CACHE", "FEDERATOR_GO", "FEDERATOR_LAB_DIR",
+                             "FEDERATOR_TEST_BASE_PORT"})
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; one line per bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Strict):
+    address: str = "127.0.0.1"
+    port: int = Field(default=9090, ge=0, le=65535)
+
+
+class ProbeConfig(_Strict):
+    period: float = Field(default=2.0, gt=0)
+    timeout: float = Field(default=2.0, gt=0)
+    failure_threshold: int = Field(default=3, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+    capacity_period: float = Field(default=30.0, gt=0)
+
+
+class LeaderElectionConfig(_Strict):
+    enabled: bool = True
+    lease_name: str = "federator"
+    namespace: str = "federation-system"
+    lease_duration: float = Field(default=10.0, gt=0)
+    renew_deadline: float = Field(default=8.0, gt=0)
+    retry_period: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionConfig:
+        if not self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError("need retry_period < renew_deadline < lease_duration, got "
+                             f"{self.retry_period} < {self.renew_deadline} < "
+                             f"{self.lease_duration}")
+        return self
+
+
+class LogConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(_Strict):
+    kubeconfig: Path | None = None
+    plane_context: str = "federation"
+    identity: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    http: HttpSettings = HttpSettings()
+    probe: ProbeConfig = ProbeConfig()
+    leader_election: LeaderElectionConfig = LeaderElectionConfig()
+    log: LogConfig = LogConfig()
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """FEDERATOR_PROBE__PERIOD=5 -> {"probe": {"period": "5"}}; `__` separates levels."""
+    result: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in OTHER_VARIABLES:
+            continue
+        keys = name.removeprefix(ENV_PREFIX).lower().split("__")
+        node = result
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return result
+
+
+def load(file: Path | None, environ: Mapping[str, str],
+         overrides: Mapping[str, Any]) -> Settings:
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except OSError as exc:
+            raise SettingsError(f"--config: cannot read {file}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"--config: {file} is not YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"--config: {file} must hold a mapping of settings")
+        data = loaded
+    data = _merge(_merge(data, from_environment(environ)), overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            env = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
+            lines.append(f"{where} (file key, or {env}): "
+                         f"{error['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("; ".join(lines)) from exc

@@ -1,0 +1,85 @@
+"""List, then watch, for as long as it runs: relists on 410 Gone, backs off on errors,
+and hands each change of the collection to a handler, deletions seen across relists too."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from federator.kube.client import KubeClient, KubeError, Object
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[str, Object], Awaitable[None]]  # ("ADDED" | "MODIFIED" | "DELETED", obj)
+Key = tuple[str, str]
+
+
+def _key(obj: Object) -> Key:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+class Reflector:
+    """Mirrors one collection (`url`, e.g. every Cluster) in `objects` and calls `handler`."""
+
+    def __init__(self, client: KubeClient, url: str, handler: Handler, *,
+                 label_selector: str | None = None, backoff_max: float = 30.0) -> None:
+        self.client = client
+        self.url = url
+        self.handler = handler
+        self.label_selector = label_selector
+        self.backoff_max = backoff_max
+        self.objects: dict[Key, Object] = {}
+        self.synced = asyncio.Event()
+
+    async def _list(self) -> str:
+        params = {"labelSelector": self.label_selector} if self.label_selector else {}
+        answer: dict[str, Any] = await self.client.get(self.url, **params)
+        fresh = {_key(item): item for item in answer.get("items", [])}
+        for key in list(self.objects):
+            if key not in fresh:
+                await self.handler("DELETED", self.objects.pop(key))
+        for key, obj in fresh.items():
+            old = self.objects.get(key)
+            self.objects[key] = obj
+            if old is None:
+                await self.handler("ADDED", obj)
+            elif old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+                await self.handler("MODIFIED", obj)
+        self.synced.set()
+        return str(answer["metadata"]["resourceVersion"])
+
+    async def run(self) -> None:
+        delay = 0.5
+        resource_version: str | None = None
+        while True:
+            try:
+                if resource_version is None:
+                    resource_version = await self._list()
+                params: dict[str, str] = {}
+                if self.label_selector:
+                    params["labelSelector"] = self.label_selector
+                async for event in self.client.watch(self.url, resource_version=resource_version,
+                                                      extra=params):
+                    kind, obj = event["type"], event["object"]
+                    resource_version = str(obj["metadata"]["resourceVersion"])
+                    if kind == "BOOKMARK":
+                        continue
+                    if kind == "DELETED":
+                        self.objects.pop(_key(obj), None)
+                    else:
+                        self.objects[_key(obj)] = obj
+                    await self.handler(kind, obj)
+                delay = 0.5
+            except KubeError as exc:
+                if exc.code == 410:
+                    resource_version = None  # too old: list again
+                    continue
+                log.warning("watch failed", url=self.url, server=self.client.server,
+                            error=str(exc), retry_in=round(delay, 1))
+                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
+                delay = min(delay * 2, self.backoff_max)

@@ -1,0 +1,19 @@
+"""Prometheus metrics of federator, served on /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+IS_LEADER = Gauge("federator_leader", "1 while this replica holds the leader lease",
+                  registry=REGISTRY)
+CLUSTER_READY = Gauge("federator_cluster_ready",
+                      "Ready condition of each member: 1 True, 0 False, -1 Unknown",
+                      ["cluster"], registry=REGISTRY)
+PROBES = Counter("federator_cluster_probes_total", "Probes of members' /readyz",
+                 ["cluster", "result"], registry=REGISTRY)
+PROBE_SECONDS = Histogram("federator_cluster_probe_duration_seconds",
+                          "Duration of probes of members' /readyz", ["cluster"],
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+                          registry=REGISTRY)

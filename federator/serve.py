@@ -1,0 +1,113 @@
+"""`federator serve`: one process with the controllers (while it leads), the health and
+metrics endpoints, and (in later issues) the gateway and DNS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from federator import logs, metrics
+from federator.clusters.registry import ProbeSettings, Registry
+from federator.config import Settings
+from federator.kube.client import KubeClient, KubeError
+from federator.kube.events import EventRecorder
+from federator.kube.kubeconfig import (
+    CredentialsError,
+    default_kubeconfig,
+    in_cluster_credentials,
+    load_credentials,
+)
+from federator.kube.leader import LeaderElector, LeaseSettings, LostLeadership
+
+log = structlog.get_logger(__name__)
+
+
+async def plane_client(settings: Settings) -> KubeClient:
+    if settings.kubeconfig is None:
+        inside = in_cluster_credentials()
+        if inside is not None:
+            return KubeClient(inside)
+    return KubeClient(await load_credentials(settings.kubeconfig or default_kubeconfig(),
+                                             settings.plane_context))
+
+
+def health_app(plane: KubeClient, elector: LeaderElector | None) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        try:
+            await plane.request("GET", "/readyz", timeout=2)
+        except KubeError as exc:
+            return web.Response(status=503, text=f"plane not ready: {exc}")
+        role = "leader" if elector is None or elector.leading else "standby"
+        return web.Response(text=f"ok ({role})")
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT (0), or until leadership is lost (1: restart me)."""
+    logs.configure(settings.log.level, settings.log.format)
+    structlog.contextvars.bind_contextvars(identity=settings.identity)
+    try:
+        plane = await plane_client(settings)
+    except CredentialsError as exc:
+        log.error("no plane credentials", error=str(exc))
+        return 1
+    probe = settings.probe
+    registry = Registry(plane, ProbeSettings(probe.period, probe.timeout, probe.failure_threshold,
+                                             probe.success_threshold, probe.capacity_period),
+                        EventRecorder(plane, settings.identity))
+    election = settings.leader_election
+    elector = None
+    if election.enabled:
+        elector = LeaderElector(plane, LeaseSettings(election.lease_name, election.namespace,
+                                                     election.lease_duration,
+                                                     election.renew_deadline,
+                                                     election.retry_period),
+                                settings.identity)
+    runner = web.AppRunner(health_app(plane, elector), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http.address, settings.http.port)
+    await site.start()
+    log.info("serving", http=f"{settings.http.address}:{settings.http.port}",
+             plane=plane.server, leader_election=election.enabled)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    work = asyncio.ensure_future(elector.run(registry.run) if elector else registry.run())
+    stopper = asyncio.ensure_future(stop.wait())
+    code = 0
+    try:
+        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            work.result()
+    except LostLeadership as exc:
+        log.error("lost leadership; exiting", error=str(exc))
+        code = 1
+    finally:
+        for task in (work, stopper):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, LostLeadership):
+            await work
+        if elector is not None and code == 0:
+            await elector.release()
+        await runner.cleanup()
+        await plane.close()
+        log.info("stopped", exit_code=code)
+    return code
