@@ -8,6 +8,7 @@ from typing import Any
 
 from federator import manifests
 from federator.domain.naming import CONFIG_NAME, FEDERATION_NAMESPACE
+from federator.domain.objects import contains
 from federator.kube.client import KubeClient, KubeError
 from federator.kube.resources import CONFIGMAPS, object_path, path
 
@@ -55,12 +56,11 @@ async def _apply(plane: KubeClient, obj: dict[str, Any]) -> str:
         if not exc.not_found:
             raise
         before = None
-    after = await plane.apply(url, obj)
     name = f"{kind}/{obj['metadata']['name']}"
-    if before is None:
-        return f"{name} created"
-    same = before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
-    return f"{name} {'unchanged' if same else 'configured'}"
+    if before is not None and contains(before, obj):
+        return f"{name} unchanged"
+    await plane.apply(url, obj)
+    return f"{name} {'created' if before is None else 'configured'}"
 
 
 async def _wait_established(plane: KubeClient, crd: dict[str, Any]) -> None:

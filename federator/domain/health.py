@@ -37,6 +37,7 @@ class Health:
     message: str = "not probed yet"
     failures: int = 0
     successes: int = 0
+    detail: str = ""  # the last failed probe's own message, while not Ready
 
     def observe(self, probe: Probe, thresholds: Thresholds) -> bool:
         """Count one probe. True when the condition changed (status, reason or message)."""
@@ -45,13 +46,18 @@ class Health:
             self.successes += 1
             self.failures = 0
             if self.status != "True" and self.successes >= thresholds.success:
-                self.status, self.reason = "True", READY_REASON
+                self.status, self.reason, self.detail = "True", READY_REASON, ""
                 self.message = "/readyz answered ok"
         else:
             self.failures += 1
             self.successes = 0
-            if self.status == "False" or self.failures >= thresholds.failure:
-                self.status, self.reason, self.message = "False", probe.reason, probe.message
+            if self.status == "False":
+                if (probe.reason, probe.message) != (self.reason, self.detail):
+                    self.reason, self.detail, self.message = (probe.reason, probe.message,
+                                                              probe.message)
+            elif self.failures >= thresholds.failure:
+                self.status, self.reason, self.detail = "False", probe.reason, probe.message
+                self.message = f"{self.failures} probes failed in a row, the last: {probe.message}"
         return (self.status, self.reason, self.message) != before
 
     def condition(self, transition_time: str) -> dict[str, Any]:

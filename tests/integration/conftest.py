@@ -10,6 +10,8 @@ import pytest
 
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
+from tests.cli import federator
+from tests.serving import Serve
 
 # Away from the default lab's ports, so tests and a user's lab can run side by side.
 TEST_BASE_PORT = int(os.environ.get("FEDERATOR_TEST_BASE_PORT", "27400"))
@@ -34,3 +36,25 @@ def lab(lab_spec: LabSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture(scope="session")
 def kubeconfig(lab: ProcessLab) -> Path:
     return lab.paths.kubeconfig
+
+
+MEMBERS = ("member-1", "member-2", "member-3")
+
+
+@pytest.fixture(scope="session")
+def federation(kubeconfig: Path) -> Iterator[Path]:
+    """The lab's plane initialised (`federator init`) and every member joined."""
+    done = federator("--kubeconfig", str(kubeconfig), "init", "--dns-zone-name", "example.com")
+    assert done.returncode == 0, done.stderr
+    for member in MEMBERS:
+        done = federator("--kubeconfig", str(kubeconfig), "join", member)
+        assert done.returncode == 0, done.stderr
+    yield kubeconfig
+
+
+@pytest.fixture(scope="session")
+def serving(federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """One `federator serve` that leads and keeps the registry running for the session."""
+    serve = Serve(federation, "session", tmp_path_factory.mktemp("serve") / "serve.log")
+    yield serve
+    assert serve.stop() == 0

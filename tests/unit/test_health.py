@@ -24,7 +24,8 @@ def test_three_failures_make_not_ready_with_the_probe_reason() -> None:
     assert not health.observe(DOWN, Thresholds())
     assert health.observe(DOWN, Thresholds())
     assert (health.status, health.reason, health.message) == (
-        "False", "Unreachable", "connection refused")
+        "False", "Unreachable", "3 probes failed in a row, the last: connection refused")
+    assert not health.observe(DOWN, Thresholds())
 
 
 def test_a_success_between_failures_resets_the_count() -> None:

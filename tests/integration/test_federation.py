@@ -1,0 +1,236 @@
+"""init, join, unjoin and the cluster registry on the lab, with the real kubectl."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from federator.lab.process import ProcessLab
+from federator.lab.spec import LabSpec
+from tests.cli import federator
+from tests.kube import get_json, kubectl
+from tests.serving import Serve
+
+pytestmark = pytest.mark.integration
+
+
+def fed(kubeconfig: Path, *args: str) -> Any:
+    return federator("--kubeconfig", str(kubeconfig), *args)
+
+
+def snapshot(kubeconfig: Path, member: str) -> dict[str, list[tuple[str, str]]]:
+    """Names and resourceVersions of what join and unjoin touch, in the plane and a member."""
+    def versions(context: str, *args: str) -> list[tuple[str, str]]:
+        items = get_json(kubeconfig, context, *args)["items"]
+        return sorted((i["metadata"]["name"], i["metadata"]["resourceVersion"]) for i in items)
+    return {
+        "clusters": versions("federation", "clusters"),
+        "plane secrets": versions("federation", "secrets", "-n", "federation-system"),
+        "member namespaces": versions(member, "namespaces"),
+        "member clusterroles": versions(member, "clusterroles", "-l",
+                                        "federator.io/managed-by"),
+        "member serviceaccounts": versions(member, "serviceaccounts", "-A"),
+    }
+
+
+def wait_ready(kubeconfig: Path, cluster: str, status: str) -> dict[str, Any]:
+    kubectl(kubeconfig, "federation", "wait", f"cluster/{cluster}", "--timeout=120s",
+            f"--for=jsonpath={{.status.conditions[?(@.type==\"Ready\")].status}}={status}")
+    cluster_obj: dict[str, Any] = get_json(kubeconfig, "federation", "cluster", cluster)
+    return cluster_obj
+
+
+def events_of(kubeconfig: Path, cluster: str, reason: str) -> list[dict[str, Any]]:
+    events = get_json(kubeconfig, "federation", "events", "-n", "default",
+                      "--field-selector", f"involvedObject.name={cluster},reason={reason}")
+    return list(events["items"])
+
+
+def test_init_twice_changes_nothing(federation: Path) -> None:
+    def versions() -> dict[str, str]:
+        items = []
+        for kind in ("crd", "clusterrole", "clusterrolebinding"):
+            items += get_json(federation, "federation", kind)["items"]
+        items += get_json(federation, "federation", "all,sa,cm,role,rolebinding", "-n",
+                          "federation-system")["items"]
+        return {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"]
+                for i in items}
+
+    before = versions()
+    done = fed(federation, "init")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert all(line.endswith("unchanged") or line.startswith("context federation unchanged")
+               for line in lines), lines
+    assert versions() == before
+
+
+def test_init_wrote_a_federation_context(federation: Path) -> None:
+    config = yaml.safe_load(federation.read_text())
+    contexts = {c["name"]: c["context"] for c in config["contexts"]}
+    assert contexts["federation"] == contexts["plane"]
+
+
+def test_clusters_become_ready_with_version_and_capacity(serving: Serve, federation: Path,
+                                                         lab_spec: LabSpec) -> None:
+    for member in lab_spec.members:
+        cluster = wait_ready(federation, member.name, "True")
+        assert cluster["status"]["kubernetesVersion"] == "v1.33.13"
+        assert cluster["spec"]["region"] == member.region
+        assert cluster["spec"]["zone"] == member.zone
+        kubectl(federation, "federation", "wait", f"cluster/{member.name}", "--timeout=60s",
+                "--for=jsonpath={.status.capacity.allocatablePods}="
+                f"{member.pod_capacity}")
+    table = kubectl(federation, "federation", "get", "clusters").stdout.splitlines()
+    assert table[0].split() == ["NAME", "READY", "REGION", "ZONE", "VERSION", "AGE"]
+    assert table[1].split()[:5] == ["member-1", "True", "us-east-1", "us-east-1a", "v1.33.13"]
+    assert serving.metric("federator_leader") == 1.0
+    assert events_of(federation, "member-1", "ClusterReady")
+
+
+def test_a_stopped_member_turns_not_ready_and_back(serving: Serve, federation: Path,
+                                                   lab: ProcessLab, lab_spec: LabSpec) -> None:
+    wait_ready(federation, "member-2", "True")
+    stopped_at = time.monotonic()
+    lab.stop_component("member-2/kube-apiserver")
+    cluster = wait_ready(federation, "member-2", "False")
+    print(f"Ready=False {time.monotonic() - stopped_at:.1f} s after the apiserver died")
+    condition = cluster["status"]["conditions"][0]
+    assert condition["reason"] == "Unreachable"
+    # The failure threshold (3) is what turned it: the condition says how many probes failed.
+    assert condition["message"].startswith("3 probes failed in a row, the last: cannot connect")
+    warnings = events_of(federation, "member-2", "ClusterNotReady")
+    assert warnings and warnings[-1]["type"] == "Warning"
+    assert "Unreachable" in warnings[-1]["message"]
+
+    lab.up(lab_spec)
+    cluster = wait_ready(federation, "member-2", "True")
+    assert cluster["status"]["conditions"][0]["reason"] == "ClusterReady"
+    ready_events = events_of(federation, "member-2", "ClusterReady")
+    assert max(e["lastTimestamp"] for e in ready_events) >= warnings[-1]["lastTimestamp"]
+
+
+def test_leader_election_hands_over_when_the_leader_dies(federation: Path,
+                                                         tmp_path: Path) -> None:
+    env = {"FEDERATOR_LEADER_ELECTION__LEASE_NAME": "election-test"}
+    first = Serve(federation, "first", tmp_path / "first.log", env)
+    second = None
+    try:
+        lease = wait_for_holder(federation, "first")
+        second = Serve(federation, "second", tmp_path / "second.log", env)
+        assert second.get("/readyz") == (200, "ok (standby)")
+        assert second.metric("federator_leader") == 0.0
+        assert first.metric("federator_leader") == 1.0
+        first.kill()
+        dead = get_json(federation, "federation", "lease", "election-test", "-n",
+                        "federation-system")
+        assert dead["spec"]["holderIdentity"] == "first"
+        last_renewal = dead["spec"]["renewTime"]
+        taken = wait_for_holder(federation, "second")
+        assert taken["spec"]["leaseTransitions"] == lease["spec"]["leaseTransitions"] + 1
+        gap = micro_time(taken["spec"]["acquireTime"]) - micro_time(last_renewal)
+        print(f"the second replica took over {gap.total_seconds():.1f} s after the last renewal")
+        assert gap <= datetime.timedelta(seconds=15)
+        assert second.metric("federator_leader") == 1.0
+        assert second.get("/readyz") == (200, "ok (leader)")
+    finally:
+        first.stop()
+        if second is not None:
+            assert second.stop() == 0
+    released = get_json(federation, "federation", "lease", "election-test", "-n",
+                        "federation-system")
+    assert released["spec"]["holderIdentity"] == ""
+
+
+def micro_time(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def wait_for_holder(kubeconfig: Path, holder: str) -> dict[str, Any]:
+    kubectl(kubeconfig, "federation", "wait", "-n", "federation-system", "lease/election-test",
+            f"--for=jsonpath={{.spec.holderIdentity}}={holder}", "--timeout=60s")
+    lease: dict[str, Any] = get_json(kubeconfig, "federation", "lease", "election-test", "-n",
+                                     "federation-system")
+    return lease
+
+
+def managed_configmap(kubeconfig: Path, member: str, name: str) -> None:
+    """A ConfigMap as propagation will leave it in a member: labelled as federator's."""
+    kubectl(kubeconfig, member, "create", "configmap", name, "--from-literal=k=v")
+    kubectl(kubeconfig, member, "label", "configmap", name,
+            "federator.io/managed-by=federation")
+
+
+def test_unjoin_keeps_member_objects_by_default(federation: Path) -> None:
+    managed_configmap(federation, "member-3", "kept")
+    done = fed(federation, "unjoin", "member-3")
+    assert done.returncode == 0, done.stderr
+    assert "1 object(s) in the member left in place" in done.stdout
+    kept = get_json(federation, "member-3", "configmap", "kept")
+    assert "federator.io/managed-by" not in kept["metadata"].get("labels", {})
+    assert kubectl(federation, "federation", "get", "cluster", "member-3",
+                   check=False).returncode != 0
+    assert kubectl(federation, "federation", "get", "secret", "cluster-member-3", "-n",
+                   "federation-system", check=False).returncode != 0
+    gone = kubectl(federation, "member-3", "get", "serviceaccount", "federator", "-n",
+                   "federation-system", check=False)
+    assert gone.returncode != 0
+    assert kubectl(federation, "member-3", "get", "clusterrole", "federator-member",
+                   check=False).returncode != 0
+    done = fed(federation, "join", "member-3")
+    assert done.returncode == 0, done.stderr
+
+
+def test_unjoin_with_delete_resources_removes_them(federation: Path) -> None:
+    managed_configmap(federation, "member-3", "removed")
+    done = fed(federation, "unjoin", "member-3", "--delete-resources")
+    assert done.returncode == 0, done.stderr
+    assert "1 object(s) in the member deleted" in done.stdout
+    assert kubectl(federation, "member-3", "get", "configmap", "removed",
+                   check=False).returncode != 0
+    done = fed(federation, "join", "member-3")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def bad_contexts(federation: Path, tmp_path: Path) -> Path:
+    """A copy of the lab's kubeconfig with contexts that cannot be joined."""
+    config = yaml.safe_load(federation.read_text())
+    config["clusters"].append({"name": "nowhere", "cluster": {
+        "server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}})
+    config["users"].append({"name": "impostor", "user": {"token": "not-a-real-token"}})
+    config["contexts"] += [
+        {"name": "unreachable", "context": {"cluster": "nowhere", "user": "impostor"}},
+        {"name": "bad-credentials", "context": {"cluster": "plane", "user": "impostor"}},
+    ]
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("join", "member-1"), "cluster 'member-1' is already joined"),
+    (("join", "member-1", "--cluster-name", "again"),
+     "(https://127.0.0.1:27420) is already joined as cluster 'member-1'"),
+    (("join", "no-such-context"), "context 'no-such-context' is not in"),
+    (("join", "unreachable"), "cannot reach the server of context 'unreachable'"),
+    (("join", "bad-credentials"), "rejected its credentials (401 Unauthorized)"),
+    (("join", "member-1", "--cluster-name", "Bad_Name"), "--cluster-name: 'Bad_Name' is not"),
+    (("join", "member-1", "--label", "no-equals"), "--label: label 'no-equals': write it"),
+    (("unjoin", "no-such-cluster"), "no cluster 'no-such-cluster' is joined"),
+])
+def test_bad_input_is_one_line_and_changes_nothing(bad_contexts: Path, args: tuple[str, ...],
+                                                   message: str) -> None:
+    before = snapshot(bad_contexts, "member-1")
+    done = fed(bad_contexts, *args)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert message in lines[0]
+    assert "not-a-real-token" not in done.stderr
+    assert snapshot(bad_contexts, "member-1") == before

@@ -1,0 +1,75 @@
+"""`federator serve` processes for integration tests, and reading what they expose."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Serve:
+    """One `federator serve` process; its log goes to a file next to the test's tmp files."""
+
+    def __init__(self, kubeconfig: Path, identity: str, log: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.identity = identity
+        self.port = free_port()
+        self.log = log
+        with log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig), "serve",
+                 "--identity", identity, "--http-port", str(self.port)],
+                stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.wait_http()
+
+    def get(self, page: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{page}",
+                                        timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def wait_http(self, attempts: int = 200) -> None:
+        for _ in range(attempts):
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                self.get("/healthz")
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"serve does not answer: {self.log.read_text()[-2000:]}")
+
+    def metric(self, name: str) -> float | None:
+        _, text = self.get("/metrics")
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)

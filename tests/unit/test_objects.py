@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from federator.domain.objects import contains
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                 max_size=3),
+    max_leaves=10)
+
+
+def test_extra_fields_of_the_actual_object_are_fine() -> None:
+    actual = {"metadata": {"name": "a", "uid": "1", "labels": {"x": "1"}}, "data": {"k": "v"}}
+    assert contains(actual, {"metadata": {"name": "a"}, "data": {"k": "v"}})
+
+
+def test_a_different_or_missing_value_is_not_contained() -> None:
+    actual = {"data": {"k": "v"}, "rules": [{"verbs": ["get"]}]}
+    assert not contains(actual, {"data": {"k": "w"}})
+    assert not contains(actual, {"data": {"other": "v"}})
+    assert not contains(actual, {"rules": [{"verbs": ["get", "list"]}]})
+    assert not contains(actual, {"rules": []})
+
+
+@given(json_values)
+def test_every_value_contains_itself(value: Any) -> None:
+    assert contains(value, value)
