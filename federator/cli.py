@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from federator import config
+from federator.clusters import host
 from federator.clusters.join import (
     JoinError,
     JoinRequest,
@@ -31,12 +32,14 @@ from federator.kube.kubeconfig import (
     alias_context,
     default_kubeconfig,
     load_credentials,
+    write_context,
 )
 from federator.lab.errors import LabError
 from federator.lab.kind import KindLab, docker_engine_answers
 from federator.lab.process import ProcessLab
 from federator.lab.spec import DEFAULT_BASE_PORT, DEFAULT_K8S_VERSION, LabSpec, default_members
 from federator.lab.toolchain import Toolchain
+from federator.pki import PKI
 from federator.serve import serve
 
 
@@ -71,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="name of the federation (default: federation)")
     init_cmd.add_argument("--dns-zone-name", default=None,
                           help="DNS domain of federated Services, e.g. example.com")
+    init_cmd.add_argument("--host-cluster-context", default=None,
+                          help="run the plane and federator in this cluster (deploy/host/)")
+    init_cmd.add_argument("--host-namespace", default="federation-system")
+    init_cmd.add_argument("--image", default=None, help="federator's container image")
+    init_cmd.add_argument("--api-server-service-type", default="LoadBalancer",
+                          choices=["LoadBalancer", "NodePort", "ClusterIP"])
+    init_cmd.add_argument("--api-server-advertise-address", default=None,
+                          help="address by which the plane's apiserver is reached")
+    init_cmd.add_argument("--dry-run", action="store_true",
+                          help="with --host-cluster-context: only validate, server-side")
     join_cmd = commands.add_parser("join", help="join the cluster of a kubeconfig context")
     join_cmd.add_argument("context", help="kubeconfig context of the member")
     join_cmd.add_argument("--cluster-name", default=None, help="default: the context's name")
@@ -258,6 +271,42 @@ def _serve_settings(args: argparse.Namespace) -> config.Settings:
         raise UsageError(str(exc)) from exc
 
 
+def _state_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME")
+    return (Path(state) if state else Path.home() / ".local" / "state") / "federator"
+
+
+async def _init_in_host(args: argparse.Namespace, kubeconfig: Path,
+                        federation: Federation) -> list[str]:
+    """The plane and federator as workloads of a host cluster, then `init` in that plane."""
+    options = host.HostOptions(namespace=args.host_namespace,
+                               service_type=args.api_server_service_type,
+                               advertise_address=args.api_server_advertise_address,
+                               **({"federator_image": args.image} if args.image else {}))
+    pki = PKI(_state_dir() / "host" / args.host_cluster_context, ca_name="federation-ca")
+    objects = host.load(options)
+    secret = host.pki_secret(options, pki)
+    host_client = await _client(kubeconfig, args.host_cluster_context)
+    try:
+        lines = await host.install(host_client, options, objects, secret, dry_run=args.dry_run)
+        if args.dry_run:
+            return lines
+        server = await host.plane_endpoint(host_client, options)
+    finally:
+        await host_client.close()
+    credentials = host.plane_credentials(server, pki)
+    assert credentials.ca_pem and credentials.cert_pem and credentials.key_pem
+    write_context(kubeconfig, "federation", server, credentials.ca_pem, credentials.cert_pem,
+                  credentials.key_pem)
+    plane = KubeClient(credentials)
+    try:
+        lines += await init(plane, federation)
+    finally:
+        await plane.close()
+    lines.append(f"context federation ({server}) written to {kubeconfig}")
+    return lines
+
+
 async def _client(kubeconfig: Path, context: str) -> KubeClient:
     return KubeClient(await load_credentials(kubeconfig, context))
 
@@ -272,14 +321,18 @@ async def run_federation(args: argparse.Namespace) -> int:
                 dns_label_problem(p) is None for p in args.dns_zone_name.rstrip(".").split(".")):
             raise UsageError(f"--dns-zone-name: {args.dns_zone_name!r} is not a DNS domain "
                              "such as example.com")
-        plane = await _client(kubeconfig, args.plane_context)
-        try:
-            lines = await init(plane, Federation(args.federation_name, args.dns_zone_name))
-        finally:
-            await plane.close()
-        changed = alias_context(kubeconfig, "federation", args.plane_context)
-        lines.append(f"context federation {'written to' if changed else 'unchanged in'} "
-                     f"{kubeconfig}")
+        federation = Federation(args.federation_name, args.dns_zone_name)
+        if args.host_cluster_context:
+            lines = await _init_in_host(args, kubeconfig, federation)
+        else:
+            plane = await _client(kubeconfig, args.plane_context)
+            try:
+                lines = await init(plane, federation)
+            finally:
+                await plane.close()
+            changed = alias_context(kubeconfig, "federation", args.plane_context)
+            lines.append(f"context federation {'written to' if changed else 'unchanged in'} "
+                         f"{kubeconfig}")
     elif args.command == "join":
         name = args.cluster_name or args.context
         if problem := dns_label_problem(name):
@@ -326,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_federation(args))
         if args.command == "serve":
             return asyncio.run(serve(_serve_settings(args)))
-    except (LabError, UsageError, JoinError, InitError, CredentialsError) as exc:
+    except (LabError, UsageError, JoinError, InitError, CredentialsError,
+            host.HostError) as exc:
         print(f"federator: error: {exc}", file=sys.stderr)
         return 1
     except KubeError as exc:
@@ -335,4 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("federator: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: one line, never a traceback
+        print(f"federator: internal error: {exc.__class__.__name__}: {exc} (please report it)",
+              file=sys.stderr)
+        return 70
     return 2

@@ -102,9 +102,12 @@ class KubeClient:
     async def replace(self, url: str, obj: Object) -> Any:
         return await self.request("PUT", url, body=obj)
 
-    async def apply(self, url: str, obj: Object, *, force: bool = True) -> Any:
-        """Server-side apply with field manager `federator`."""
+    async def apply(self, url: str, obj: Object, *, force: bool = True,
+                    dry_run: bool = False) -> Any:
+        """Server-side apply with field manager `federator` (validated only, with dry_run)."""
         params = {"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"}
+        if dry_run:
+            params["dryRun"] = "All"
         return await self.request("PATCH", url, params=params, body=obj,
                                   content_type="application/apply-patch+yaml")
 

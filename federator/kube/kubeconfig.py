@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import functools
 import os
@@ -11,6 +12,7 @@ import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from kubernetes_asyncio.client import Configuration
@@ -131,12 +133,18 @@ def alias_context(kubeconfig: Path, alias: str, of: str) -> bool:
         contexts.append(wanted)
     else:
         contexts[contexts.index(existing)] = wanted
+    _write_yaml(kubeconfig, data)
+    return True
+
+
+def _write_yaml(kubeconfig: Path, data: dict[str, Any]) -> None:
+    """Replace the file at once, readable by its owner only."""
+    kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     tmp = kubeconfig.with_name(kubeconfig.name + ".federator.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         yaml.safe_dump(data, handle, default_flow_style=False, sort_keys=False)
     tmp.replace(kubeconfig)
-    return True
 
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -153,3 +161,26 @@ def in_cluster_credentials() -> Credentials | None:
     return Credentials(server=f"https://{server_host}:{port}",
                        ca_pem=(SERVICE_ACCOUNT_DIR / "ca.crt").read_bytes(),
                        token=token_file.read_text().strip())
+
+
+def write_context(kubeconfig: Path, name: str, server: str, ca: bytes, cert: bytes,
+                  key: bytes) -> None:
+    """Add or replace a cluster, a user and a context, all called `name`, with embedded
+    certificates. Other entries of the file are kept."""
+    data: dict[str, Any] = {}
+    if kubeconfig.exists():
+        data = yaml.safe_load(kubeconfig.read_text()) or {}
+    entries = {
+        "clusters": {"name": name, "cluster": {
+            "server": server, "certificate-authority-data": base64.b64encode(ca).decode()}},
+        "users": {"name": name, "user": {
+            "client-certificate-data": base64.b64encode(cert).decode(),
+            "client-key-data": base64.b64encode(key).decode()}},
+        "contexts": {"name": name, "context": {"cluster": name, "user": name}},
+    }
+    for section, entry in entries.items():
+        kept = [e for e in data.get(section) or [] if e.get("name") != name]
+        data[section] = [*kept, entry]
+    data.setdefault("apiVersion", "v1")
+    data.setdefault("kind", "Config")
+    _write_yaml(kubeconfig, data)

@@ -30,9 +30,9 @@ import yaml
 from federator.lab import layout
 from federator.lab.errors import LabError
 from federator.lab.layout import Component, Health, LabPaths
-from federator.lab.pki import LabPKI
 from federator.lab.spec import LabSpec
 from federator.lab.toolchain import Binaries, Progress, Toolchain, echo
+from federator.pki import PKI
 
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 5.0  # then SIGKILL: an apiserver may linger over its watches
@@ -127,7 +127,7 @@ class ProcessLab:
     def __init__(self, root: Path, *, progress: Progress = echo) -> None:
         self.paths = LabPaths(root)
         self.progress = progress
-        self.pki = LabPKI(self.paths.pki)
+        self.pki = PKI(self.paths.pki)
 
     # state -------------------------------------------------------------------------------
     def load(self) -> tuple[LabSpec | None, dict[str, ProcessRecord]]:

@@ -234,3 +234,17 @@ def test_bad_input_is_one_line_and_changes_nothing(bad_contexts: Path, args: tup
     assert message in lines[0]
     assert "not-a-real-token" not in done.stderr
     assert snapshot(bad_contexts, "member-1") == before
+
+
+def test_host_manifests_pass_a_server_side_dry_run(federation: Path, tmp_path: Path) -> None:
+    done = federator("--kubeconfig", str(federation), "init", "--host-cluster-context",
+                     "member-1", "--dry-run", env={"XDG_STATE_HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 8
+    assert all(line.endswith("applied (server dry run)") for line in lines)
+    created = get_json(federation, "member-1", "deployments,statefulsets,services", "-n",
+                       "federation-system")
+    assert created["items"] == []
+    assert kubectl(federation, "member-1", "get", "secret", "federation-plane-pki", "-n",
+                   "federation-system", check=False).returncode != 0

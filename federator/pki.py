@@ -1,5 +1,6 @@
-"""Certificates and keys of a lab: one CA, a serving pair per apiserver, an admin client pair,
-and a service-account signing key per cluster. Files only; nothing here talks to a cluster."""
+"""Certificates and keys of apiservers federator runs (the lab's, a plane in a host cluster):
+one CA, serving pairs, client pairs and service-account signing keys, as files in one
+directory. Nothing here talks to a cluster."""
 
 from __future__ import annotations
 
@@ -46,11 +47,12 @@ def _name(common: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-class LabPKI:
-    """The PKI of one lab, in one directory. Creating is idempotent: what exists is kept."""
+class PKI:
+    """A CA and what it issued, in one directory. Creating is idempotent: what exists is kept."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, ca_name: str = "federator-lab-ca") -> None:
         self.dir = directory
+        self.ca_name = ca_name
         self.ca = Pair(directory / "ca.crt", directory / "ca.key")
 
     def ensure_ca(self) -> None:
@@ -59,7 +61,7 @@ class LabPKI:
         self.dir.mkdir(parents=True, exist_ok=True)
         key = _key()
         now = datetime.datetime.now(datetime.UTC)
-        name = _name("federator-lab-ca")
+        name = _name(self.ca_name)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name).issuer_name(name)
@@ -109,13 +111,16 @@ class LabPKI:
         pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return pair
 
-    def apiserver(self, cluster: str, service_ip: str) -> Pair:
-        """The serving pair of one cluster's apiserver."""
+    def apiserver(self, cluster: str, service_ip: str, *, dns: tuple[str, ...] = (),
+                  ips: tuple[str, ...] = ()) -> Pair:
+        """The serving pair of one cluster's apiserver: loopback, the in-cluster names, and
+        any further names and addresses it is reached by."""
         return self._issue(f"apiserver-{cluster}", _name(f"kube-apiserver-{cluster}"),
-                           server=True, dns=APISERVER_DNS, ips=("127.0.0.1", service_ip))
+                           server=True, dns=APISERVER_DNS + dns,
+                           ips=("127.0.0.1", service_ip, *ips))
 
     def admin(self) -> Pair:
-        """A client pair in group system:masters, accepted by every apiserver of the lab."""
+        """A client pair in group system:masters, accepted by every apiserver of this CA."""
         return self._issue("admin", _name(ADMIN_USER, ADMIN_GROUP), server=False)
 
     def service_account_key(self, cluster: str) -> Path:
