@@ -15,6 +15,8 @@ from federator.lab.toolchain import Binaries
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 # The plane stores templates: it runs no controller that would turn them into pods.
 PLANE_CONTROLLERS = "namespace,garbagecollector"
+# A member without workloads: what join and unjoin need (tokens, namespace deletion).
+LIGHT_CONTROLLERS = "serviceaccount-token,serviceaccount,namespace,garbagecollector"
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ def controller_manager(spec: LabSpec, paths: LabPaths, binaries: Binaries,
     )
     if cluster == PLANE:
         argv += (f"--controllers={PLANE_CONTROLLERS}",)
+    elif not spec.member(cluster).workloads:
+        argv += (f"--controllers={LIGHT_CONTROLLERS}",)
     else:
         argv += (f"--cluster-signing-cert-file={_pki(paths, 'ca.crt')}",
                  f"--cluster-signing-key-file={_pki(paths, 'ca.key')}")
@@ -184,9 +188,10 @@ def components(spec: LabSpec, paths: LabPaths, binaries: Binaries) -> list[Compo
     result += [apiserver(spec, paths, binaries, c) for c in spec.cluster_names]
     result.append(controller_manager(spec, paths, binaries, PLANE))
     for member in spec.members:
-        result += [controller_manager(spec, paths, binaries, member.name),
-                   scheduler(spec, paths, binaries, member.name),
-                   kwok(spec, paths, binaries, member.name)]
+        result.append(controller_manager(spec, paths, binaries, member.name))
+        if member.workloads:
+            result += [scheduler(spec, paths, binaries, member.name),
+                       kwok(spec, paths, binaries, member.name)]
     return result
 
 

@@ -270,12 +270,14 @@ class ProcessLab:
     def _add_nodes(self, spec: LabSpec) -> None:
         """Create each member's kwok nodes and wait until they are Ready and pods can be made."""
         for member in spec.members:
-            manifest = {"apiVersion": "v1", "kind": "List", "items": layout.nodes(member)}
-            self.kubectl(member.name, "apply", "-f", "-", stdin=json.dumps(manifest),
-                         step=f"nodes of {member.name}")
+            if member.workloads:
+                manifest = {"apiVersion": "v1", "kind": "List", "items": layout.nodes(member)}
+                self.kubectl(member.name, "apply", "-f", "-", stdin=json.dumps(manifest),
+                             step=f"nodes of {member.name}")
         for member in spec.members:
-            self.kubectl(member.name, "wait", "--for=condition=Ready", "nodes", "--all",
-                         "--timeout=120s", step=f"nodes of {member.name}")
+            if member.workloads:
+                self.kubectl(member.name, "wait", "--for=condition=Ready", "nodes", "--all",
+                             "--timeout=120s", step=f"nodes of {member.name}")
             self._wait_for(partial(self._has_default_sa, member.name),
                            f"default ServiceAccount in {member.name}")
         self.progress("nodes are Ready in every member")

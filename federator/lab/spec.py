@@ -40,6 +40,11 @@ class MemberSpec(BaseModel):
     pod_capacity: int = Field(
         default=220, ge=1, le=10000, description="pods that the member's nodes can hold in all"
     )
+    workloads: bool = Field(
+        default=True,
+        description="run pods (scheduler, kwok nodes, every controller); false for a light "
+                    "member of only an apiserver and the controllers that join needs",
+    )
 
     @field_validator("name", "region", "zone")
     @classmethod
@@ -133,7 +138,7 @@ class LabSpec(BaseModel):
         for name in self.cluster_names:
             p = self.ports(name)
             ports += [p.apiserver, p.controller_manager]
-            if name != PLANE:
+            if name != PLANE and self.member(name).workloads:
                 ports += [p.scheduler, p.kwok]
         return ports
 
@@ -145,7 +150,8 @@ class LabSpec(BaseModel):
 
 
 def default_members(
-    count: int, *, nodes: int = 2, pod_capacity: int = 220, capacities: dict[str, int] | None = None
+    count: int, *, nodes: int = 2, pod_capacity: int = 220,
+    capacities: dict[str, int] | None = None, workloads: bool = True,
 ) -> tuple[MemberSpec, ...]:
     """Members `member-1` … `member-N` in the default regions and zones."""
     if count < 1:
@@ -164,6 +170,7 @@ def default_members(
                 zone=zone,
                 nodes=nodes,
                 pod_capacity=capacities.get(name, pod_capacity),
+                workloads=workloads,
             )
         )
     unknown = sorted(set(capacities) - {m.name for m in members})

@@ -81,3 +81,13 @@ def test_merge_kubeconfig_keeps_other_contexts() -> None:
     assert merged["clusters"][0]["cluster"]["server"] == "https://new:1"
     assert merged["current-context"] == "federation"
     assert layout.merge_kubeconfig(None, ours) == ours
+
+
+def test_a_member_without_workloads_runs_only_what_join_needs() -> None:
+    spec = LabSpec(members=default_members(2, workloads=False), base_port=30000)
+    names = [c.name for c in layout.components(spec, PATHS, BINARIES)]
+    assert "member-1/kube-scheduler" not in names and "member-1/kwok" not in names
+    kcm = layout.controller_manager(spec, PATHS, BINARIES, "member-1")
+    assert "serviceaccount-token" in flag(kcm.argv, "controllers")
+    used = [p for c in layout.components(spec, PATHS, BINARIES) for p in c.ports]
+    assert sorted(used) == sorted(spec.all_ports())
