@@ -1,0 +1,149 @@
+"""What a plane object becomes in a member: which kinds are federated, which clusters an
+object goes to, and the member copy itself (server-owned fields stripped, federator's label
+and annotations added, replicas set, a Service without its cluster IPs)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
+
+PLANE_GENERATION = "federator.io/plane-generation"
+CLUSTERS_ANNOTATION = "federator.io/clusters"
+CLUSTER_SELECTOR_ANNOTATION = "federator.io/cluster-selector"
+ADOPT_ANNOTATION = "federator.io/adopt"
+FINALIZER = "federator.io/propagation"
+ORPHAN_FINALIZER = "orphan"
+
+# (apiVersion, kind), in the order a member needs them: namespaces before what is in them.
+FEDERATED = (("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
+             ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"))
+WORKLOADS = frozenset({"Deployment", "ReplicaSet"})
+_SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
+                    "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
+                    "finalizers", "ownerReferences", "selfLink", "generateName")
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",
+                        "deployment.kubernetes.io/revision")
+
+
+class PlacementError(ValueError):
+    """An object's placement annotations cannot be used; the message says why."""
+
+
+def propagated(obj: Mapping[str, Any]) -> bool:
+    """Whether federator copies this object into members at all."""
+    if obj.get("kind") == "Secret" and obj.get("type") == "kubernetes.io/service-account-token":
+        return False
+    meta = obj.get("metadata") or {}
+    if obj.get("kind") == "Namespace":
+        return _user_namespace(meta.get("name", ""))  # every cluster has its own system ones
+    if not _user_namespace(meta.get("namespace", "default")) and \
+            meta.get("namespace") != "default":
+        return False
+    return not (obj.get("kind") == "ConfigMap" and meta.get("name") == "kube-root-ca.crt")
+
+
+def _user_namespace(name: str) -> bool:
+    return not (name.startswith("kube-") or name in ("default", FEDERATION_NAMESPACE))
+
+
+_REQUIREMENT = re.compile(
+    r"^\s*(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)|"
+    r"\s+(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?\s*$")
+
+
+def _split_requirements(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current] if current.strip() else parts
+
+
+def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
+    """Whether `labels` match a label selector written as kubectl takes it
+    (`a=b,c!=d,e in (x,y),f notin (z),g,!h`); PlacementError if it cannot be read."""
+    for requirement in _split_requirements(selector):
+        text = requirement.strip()
+        if text.startswith("!"):
+            if text[1:].strip() in labels:
+                return False
+            continue
+        match = _REQUIREMENT.match(text)
+        if not match:
+            raise PlacementError(f"cannot read {text!r} of the cluster selector {selector!r}")
+        key = match["key"]
+        if match["op"] in ("=", "=="):
+            ok = labels.get(key) == match["value"]
+        elif match["op"] == "!=":
+            ok = labels.get(key) != match["value"]
+        elif match["set"]:
+            values = {v.strip() for v in match["values"].split(",") if v.strip()}
+            ok = (labels.get(key) in values) == (match["set"] == "in")
+        else:
+            ok = key in labels
+        if not ok:
+            return False
+    return True
+
+
+def placement(obj: Mapping[str, Any], clusters: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The joined clusters (name -> labels) an object goes to: the `federator.io/clusters`
+    list, else those matching `federator.io/cluster-selector`, else all. PlacementError for
+    a name that is not joined or a selector that cannot be read."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    listed = annotations.get(CLUSTERS_ANNOTATION)
+    if listed is not None:
+        names = [n.strip() for n in listed.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(clusters))
+        if unknown:
+            raise PlacementError(f"annotation {CLUSTERS_ANNOTATION} names clusters that are "
+                                 f"not joined: {', '.join(unknown)}")
+        return sorted(set(names))
+    selector = annotations.get(CLUSTER_SELECTOR_ANNOTATION)
+    if selector is not None:
+        return sorted(n for n, labels in clusters.items() if selector_matches(selector, labels))
+    return sorted(clusters)
+
+
+def member_copy(obj: Mapping[str, Any], *, federation: str,
+                replicas: int | None = None) -> dict[str, Any]:
+    """The object federator applies to a member for this plane object."""
+    result = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("metadata", "status")}
+    meta = obj.get("metadata") or {}
+    new_meta = {k: copy.deepcopy(v) for k, v in meta.items() if k not in _SERVER_METADATA}
+    labels = dict(new_meta.get("labels") or {})
+    labels[MANAGED_BY] = federation
+    annotations = {k: v for k, v in (new_meta.get("annotations") or {}).items()
+                   if k not in _DROPPED_ANNOTATIONS}
+    annotations[PLANE_UID] = str(meta.get("uid", ""))
+    if obj.get("kind") in WORKLOADS:
+        annotations[PLANE_GENERATION] = str(meta.get("generation", ""))
+    new_meta["labels"] = labels
+    new_meta["annotations"] = annotations
+    result["metadata"] = new_meta
+    kind = obj.get("kind")
+    if kind == "Namespace":
+        result.pop("spec", None)  # finalizers of the member's own
+    if kind == "Service":
+        spec = result.get("spec") or {}
+        for field in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
+            spec.pop(field, None)
+        for port in spec.get("ports") or []:
+            port.pop("nodePort", None)  # each member allocates its own
+    if kind in WORKLOADS and replicas is not None:
+        result.setdefault("spec", {})["replicas"] = replicas
+    return result
+
+
+def managed_by(obj: Mapping[str, Any], federation: str) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(MANAGED_BY) == federation)
