@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from federator.domain import propagation
@@ -8,7 +10,7 @@ from federator.domain.propagation import PlacementError, member_copy, placement,
 CLUSTERS = {"a": {"env": "prod", "region": "eu"}, "b": {"env": "dev"}, "c": {}}
 
 
-def obj(kind: str = "ConfigMap", **annotations: str) -> dict[str, object]:
+def obj(kind: str = "ConfigMap", **annotations: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": kind, "metadata": {
         "name": "x", "namespace": "default", "uid": "u-1", "resourceVersion": "7",
         "generation": 3, "managedFields": [{}], "finalizers": ["federator.io/propagation"],
@@ -26,7 +28,7 @@ def test_member_copy_strips_what_the_server_owns() -> None:
 
 
 def test_service_copy_lets_the_member_allocate_addresses() -> None:
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+    service: dict[str, Any] = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
                "spec": {"clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"], "type": "NodePort",
                         "ports": [{"port": 80, "nodePort": 30001}]}}
     spec = member_copy(service, federation="f")["spec"]

@@ -1,0 +1,92 @@
+"""The status of a federated Deployment or ReplicaSet: the sum over its members, with an
+observedGeneration that advances only when every targeted member has observed the plane's
+current spec (so `kubectl rollout status` waits for all of them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from federator.domain.propagation import PLANE_GENERATION
+
+SUMMED = {
+    "Deployment": ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
+                   "unavailableReplicas"),
+    "ReplicaSet": ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
+}
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """One targeted member: the replicas it should run, its copy as last seen, and why it
+    could not be written, if it could not."""
+
+    desired: int
+    copy: dict[str, Any] | None
+    error: str | None = None
+
+
+def _observed(plane_generation: int, copy: dict[str, Any] | None) -> bool:
+    if copy is None:
+        return False
+    meta = copy.get("metadata") or {}
+    status = copy.get("status") or {}
+    return (str((meta.get("annotations") or {}).get(PLANE_GENERATION)) == str(plane_generation)
+            and status.get("observedGeneration") == meta.get("generation"))
+
+
+def _conditions(kind: str, states: dict[str, MemberState]) -> list[dict[str, Any]]:
+    if kind != "Deployment" or not states:
+        return []
+    result = []
+    for type_ in ("Available", "Progressing"):
+        per_member: dict[str, dict[str, Any] | None] = {}
+        for cluster, state in sorted(states.items()):
+            found = [c for c in ((state.copy or {}).get("status") or {}).get("conditions") or []
+                     if c.get("type") == type_]
+            per_member[cluster] = found[0] if found else None
+        missing = sorted(c for c, cond in per_member.items() if cond is None)
+        false = {c: cond for c, cond in per_member.items()
+                 if cond is not None and cond.get("status") != "True"}
+        if not missing and not false:
+            reasons = {cond["reason"] for cond in per_member.values() if cond}
+            result.append({"type": type_, "status": "True",
+                           "reason": reasons.pop() if len(reasons) == 1 else "AllClusters",
+                           "message": f"{type_} in every cluster"})
+            continue
+        deadline = any(c.get("reason") == "ProgressDeadlineExceeded" for c in false.values())
+        parts = [f"{c}: {cond.get('reason')}" for c, cond in sorted(false.items())]
+        parts += [f"{c}: not reported" for c in missing]
+        result.append({"type": type_, "status": "False" if false else "Unknown",
+                       "reason": "ProgressDeadlineExceeded" if deadline else "ClustersPending",
+                       "message": "; ".join(parts)})
+    return result
+
+
+def aggregate(plane: dict[str, Any], states: dict[str, MemberState]
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(status for the plane object, per-cluster breakdown for its annotation)."""
+    kind = plane["kind"]
+    generation = int((plane.get("metadata") or {}).get("generation") or 0)
+    status: dict[str, Any] = {}
+    for field in SUMMED[kind]:
+        status[field] = sum(int(((s.copy or {}).get("status") or {}).get(field) or 0)
+                            for s in states.values())
+    previous = (plane.get("status") or {}).get("observedGeneration")
+    if all(_observed(generation, s.copy) for s in states.values()):
+        status["observedGeneration"] = generation
+    elif previous is not None:
+        status["observedGeneration"] = previous
+    conditions = _conditions(kind, states)
+    if conditions:
+        status["conditions"] = conditions
+    breakdown = {}
+    for cluster, state in sorted(states.items()):
+        member_status = (state.copy or {}).get("status") or {}
+        entry: dict[str, Any] = {"desired": state.desired,
+                                 "replicas": int(member_status.get("replicas") or 0),
+                                 "ready": int(member_status.get("readyReplicas") or 0)}
+        if state.error:
+            entry["error"] = state.error
+        breakdown[cluster] = entry
+    return status, breakdown

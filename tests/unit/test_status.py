@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any
+
+from federator.domain.propagation import PLANE_GENERATION
+from federator.domain.status import MemberState, aggregate
+
+PLANE = {"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 3},
+         "status": {"observedGeneration": 1}}
+
+
+def copy(replicas: int, *, plane_generation: int = 2, observed: bool = True,
+         available: str = "True") -> dict[str, Any]:
+    return {"metadata": {"generation": 5, "annotations": {PLANE_GENERATION: str(plane_generation)}},
+            "status": {"observedGeneration": 5 if observed else 4, "replicas": replicas,
+                       "updatedReplicas": replicas, "readyReplicas": replicas,
+                       "availableReplicas": replicas,
+                       "conditions": [{"type": "Available", "status": available,
+                                       "reason": "MinimumReplicasAvailable"},
+                                      {"type": "Progressing", "status": "True",
+                                       "reason": "NewReplicaSetAvailable"}]}}
+
+
+def test_sum_and_generation_when_every_member_observed() -> None:
+    status, breakdown = aggregate(PLANE, {"a": MemberState(2, copy(2)),
+                                          "b": MemberState(1, copy(1))})
+    assert status["readyReplicas"] == 3 and status["availableReplicas"] == 3
+    assert status["observedGeneration"] == 2
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Available": "True", "Progressing": "True"}
+    assert breakdown == {"a": {"desired": 2, "replicas": 2, "ready": 2},
+                         "b": {"desired": 1, "replicas": 1, "ready": 1}}
+
+
+def test_generation_waits_for_a_member_behind() -> None:
+    for lagging in (copy(1, plane_generation=1), copy(1, observed=False), None):
+        status, _ = aggregate(PLANE, {"a": MemberState(2, copy(2)),
+                                      "b": MemberState(1, lagging, error="unreachable")})
+        assert status["observedGeneration"] == 1
+
+
+def test_conditions_name_the_clusters_that_lag() -> None:
+    status, breakdown = aggregate(PLANE, {"a": MemberState(2, copy(2, available="False")),
+                                          "b": MemberState(1, None, error="boom")})
+    available = next(c for c in status["conditions"] if c["type"] == "Available")
+    assert available["status"] == "False"
+    assert available["message"] == "a: MinimumReplicasAvailable; b: not reported"
+    assert breakdown["b"] == {"desired": 1, "replicas": 0, "ready": 0, "error": "boom"}
