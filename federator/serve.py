@@ -12,8 +12,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from federator import logs, metrics
+from federator.clusters.plane import read_federation
 from federator.clusters.registry import ProbeSettings, Registry
 from federator.config import Settings
+from federator.controllers.propagation import Propagator
 from federator.kube.client import KubeClient, KubeError
 from federator.kube.events import EventRecorder
 from federator.kube.kubeconfig import (
@@ -90,7 +92,18 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    work = asyncio.ensure_future(elector.run(registry.run) if elector else registry.run())
+    recorder = EventRecorder(plane, settings.identity)
+
+    async def lead() -> None:
+        federation = await read_federation(plane)
+        while federation is None:
+            log.error("the plane holds no federation: run `federator init`; retrying")
+            await asyncio.sleep(10)
+            federation = await read_federation(plane)
+        propagator = Propagator(plane, registry, federation.name, recorder)
+        await asyncio.gather(registry.run(), propagator.run())
+
+    work = asyncio.ensure_future(elector.run(lead) if elector else lead())
     stopper = asyncio.ensure_future(stop.wait())
     code = 0
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,15 +81,30 @@ class Registry:
         self.settings = settings
         self.recorder = recorder
         self.members: dict[str, Member] = {}
+        self.synced = asyncio.Event()
+        # Called with a member's name when it joins, leaves, or its readiness changes.
+        self.listeners: list[Callable[[str], None]] = []
 
     def ready_members(self) -> list[Member]:
         return [m for m in self.members.values() if m.ready]
 
+    def _notify(self, name: str) -> None:
+        for listener in self.listeners:
+            listener(name)
+
     async def run(self) -> None:
         reflector = Reflector(self.plane, path(CLUSTERS), self._on_cluster)
+        watcher = asyncio.ensure_future(reflector.run())
+        synced = asyncio.ensure_future(reflector.synced.wait())
         try:
-            await reflector.run()
+            await asyncio.wait({watcher, synced}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done():
+                watcher.result()  # it can only have failed
+            self.synced.set()
+            await watcher
         finally:
+            watcher.cancel()
+            synced.cancel()
             for name in list(self.members):
                 await self._stop(name)
 
@@ -99,13 +115,18 @@ class Registry:
             await self._stop(name)
             return
         if current is not None and _identity(current.cluster) == _identity(cluster):
+            labels_changed = (current.cluster["metadata"].get("labels") !=
+                              cluster["metadata"].get("labels"))
             current.cluster = cluster
+            if labels_changed:
+                self._notify(name)
             return
         await self._stop(name)
         health, since = _health_from_status(cluster)
         member = Member(name, cluster, await self._client(cluster), health, since)
         self.members[name] = member
         member.task = asyncio.create_task(self._probe_loop(member), name=f"probe-{name}")
+        self._notify(name)
 
     async def _client(self, cluster: Object) -> KubeClient | None:
         _, secret_name = _identity(cluster)
@@ -116,13 +137,15 @@ class Registry:
             log.warning("no credentials for member", cluster=cluster["metadata"]["name"],
                         secret=secret_name, error=str(exc))
             return None
-        return KubeClient(credentials_from_secret(secret), timeout=self.settings.timeout,
-                          pool_size=4)
+        # One pool per member, for probes and controllers alike: its watches (one per
+        # federated kind) hold 6 connections, writes at most 16, probes and reads the rest.
+        return KubeClient(credentials_from_secret(secret), pool_size=32)
 
     async def _stop(self, name: str) -> None:
         member = self.members.pop(name, None)
         if member is None:
             return
+        self._notify(name)
         if member.task is not None:
             member.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -155,6 +178,7 @@ class Registry:
             if changed or details_changed:
                 await self._write_status(member, bound)
             if member.health.status != before:
+                self._notify(member.name)
                 await self._announce(member, bound)
             next_at += self.settings.period
             await asyncio.sleep(max(0.0, next_at - loop.time()))

@@ -12,6 +12,7 @@ from typing import Any
 from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
 
 PLANE_GENERATION = "federator.io/plane-generation"
+CLUSTER_STATUS = "federator.io/cluster-status"  # on plane objects: the per-cluster breakdown
 CLUSTERS_ANNOTATION = "federator.io/clusters"
 CLUSTER_SELECTOR_ANNOTATION = "federator.io/cluster-selector"
 ADOPT_ANNOTATION = "federator.io/adopt"
@@ -26,7 +27,7 @@ _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
                     "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
                     "finalizers", "ownerReferences", "selfLink", "generateName")
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",
-                        "deployment.kubernetes.io/revision")
+                        "deployment.kubernetes.io/revision", CLUSTER_STATUS)
 
 
 class PlacementError(ValueError):

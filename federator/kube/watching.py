@@ -39,6 +39,10 @@ class Reflector:
     async def _list(self) -> str:
         params = {"labelSelector": self.label_selector} if self.label_selector else {}
         answer: dict[str, Any] = await self.client.get(self.url, **params)
+        kind = str(answer.get("kind", "")).removesuffix("List")
+        for item in answer.get("items", []):  # items of a list carry no kind of their own
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", answer.get("apiVersion"))
         fresh = {_key(item): item for item in answer.get("items", [])}
         for key in list(self.objects):
             if key not in fresh:

@@ -177,6 +177,9 @@ def kwok(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) -> Co
         f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
         f"--cidr=10.{index + 1}.0.1/16", f"--node-ip=10.{index + 1}.255.254",
         f"--server-address=127.0.0.1:{port}",
+        # Nodes keep a Lease, renewed by kwok; without one, their status heartbeats come too
+        # seldom for the node controller, which then marks them NotReady now and then.
+        "--node-lease-duration-seconds=40",
     )
     return Component(f"{cluster}/kwok", cluster, argv,
                      Health(f"http://127.0.0.1:{port}/healthz", tls=False), (port,), stage=2)

@@ -18,8 +18,8 @@ def obj(kind: str = "ConfigMap", **annotations: str) -> dict[str, Any]:
 
 
 def test_member_copy_strips_what_the_server_owns() -> None:
-    copy = member_copy(obj(**{"kubectl.kubernetes.io/last-applied-configuration": "{}"}),
-                       federation="fed")
+    copy = member_copy(obj(**{"kubectl.kubernetes.io/last-applied-configuration": "{}",
+                               propagation.CLUSTER_STATUS: "{}"}), federation="fed")
     meta = copy["metadata"]
     assert set(meta) == {"name", "namespace", "labels", "annotations"}
     assert meta["labels"] == {"federator.io/managed-by": "fed"}

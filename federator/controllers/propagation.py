@@ -1,0 +1,405 @@
+"""Propagation: every federated object in the plane is made to exist, as its member copy,
+in each Ready member it is placed in; Deployments and ReplicaSets spread their replicas; the
+members' copies are watched so that drift is undone and status flows back; deletion goes
+through a finalizer so that member copies are removed (or released) first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from federator.clusters.registry import Member, Registry
+from federator.domain import preferences, propagation
+from federator.domain.naming import MANAGED_BY, PLANE_UID
+from federator.domain.objects import contains
+from federator.domain.preferences import PreferencesError
+from federator.domain.propagation import (
+    ADOPT_ANNOTATION,
+    CLUSTER_STATUS,
+    FEDERATED,
+    FINALIZER,
+    ORPHAN_FINALIZER,
+    WORKLOADS,
+    PlacementError,
+    managed_by,
+    member_copy,
+)
+from federator.domain.spreading import spread
+from federator.domain.status import MemberState, aggregate
+from federator.kube.client import KubeClient, KubeError, Object
+from federator.kube.events import EventRecorder
+from federator.kube.resources import KINDS, Resource, path
+from federator.kube.watching import Reflector
+
+from .queue import WorkQueue
+
+log = structlog.get_logger(__name__)
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+KIND_RESOURCES: dict[str, Resource] = {kind: KINDS[(api, kind)] for api, kind in FEDERATED}
+NAMESPACES = KIND_RESOURCES["Namespace"]
+
+
+@dataclass(frozen=True)
+class PropagationSettings:
+    workers: int = 16
+    member_concurrency: int = 16
+    deletion_timeout: float = 60.0  # an unreachable member holds a deletion this long
+
+
+def _key(obj: Object) -> Key:
+    meta = obj["metadata"]
+    return (obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def _url(kind: str, namespace: str, name: str | None = None) -> str:
+    return path(KIND_RESOURCES[kind], namespace=namespace or None, name=name)
+
+
+class _MemberView:
+    """federator's copies in one member, watched; and what was last applied there."""
+
+    def __init__(self, member: Member, federation: str, on_change: Any,
+                 concurrency: int) -> None:
+        assert member.client is not None
+        self.client: KubeClient = member.client
+        self.reflectors = {
+            kind: Reflector(self.client, path(resource), on_change,
+                            label_selector=f"{MANAGED_BY}={federation}")
+            for kind, resource in KIND_RESOURCES.items()}
+        self.tasks = [asyncio.ensure_future(r.run()) for r in self.reflectors.values()]
+        self.limit = asyncio.Semaphore(concurrency)
+        self.namespaces: set[str] = set()  # known to exist there
+
+    @property
+    def synced(self) -> bool:
+        """Whether every copy there has been listed once (until then nothing is written)."""
+        return all(r.synced.is_set() for r in self.reflectors.values())
+
+    async def wait_synced(self) -> None:
+        await asyncio.gather(*(r.synced.wait() for r in self.reflectors.values()))
+
+    def copy(self, kind: str, namespace: str, name: str) -> Object | None:
+        return self.reflectors[kind].objects.get((namespace, name))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+class Propagator:
+    def __init__(self, plane: KubeClient, registry: Registry, federation: str,
+                 recorder: EventRecorder,
+                 settings: PropagationSettings | None = None) -> None:
+        self.plane = plane
+        self.registry = registry
+        self.federation = federation
+        self.recorder = recorder
+        self.settings = settings or PropagationSettings()
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self.plane_views = {kind: Reflector(plane, path(resource), self._on_plane)
+                            for kind, resource in KIND_RESOURCES.items()}
+        self.members: dict[str, _MemberView] = {}
+        self.orphaned: set[Key] = set()
+        self.applied: dict[tuple[str, Key], str] = {}  # what was last written, per member
+        self.plans: dict[Key, dict[str, int]] = {}
+        self.reported: dict[Key, str] = {}  # last cluster-status written, to write changes only
+        self.errors: dict[tuple[str, Key], str] = {}  # last error announced, per member
+
+    # wiring ------------------------------------------------------------------------------
+    async def _on_plane(self, kind: str, obj: Object) -> None:
+        key = _key(obj)
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp") and ORPHAN_FINALIZER in (meta.get("finalizers") or []):
+            self.orphaned.add(key)  # seen before the plane's GC lifts it
+        if kind == "DELETED":
+            self.plans.pop(key, None)
+            self.reported.pop(key, None)
+            return
+        self.queue.add(key)
+
+    async def _on_member(self, kind: str, obj: Object) -> None:
+        self.queue.add(_key(obj))
+
+    def _on_cluster(self, name: str) -> None:
+        """A member joined, left, or changed readiness: every object may move."""
+        for view in self.plane_views.values():
+            for obj in view.objects.values():
+                self.queue.add(_key(obj))
+
+    async def _sync_member_views(self) -> None:
+        while True:
+            for name, member in self.registry.members.items():
+                if name not in self.members and member.client is not None:
+                    view = _MemberView(member, self.federation, self._on_member,
+                                       self.settings.member_concurrency)
+                    self.members[name] = view
+                    view.tasks.append(asyncio.ensure_future(self._when_synced(name, view)))
+            for name in list(self.members):
+                still = self.registry.members.get(name)
+                if still is None or still.client is not self.members[name].client:
+                    await self.members.pop(name).stop()
+            await asyncio.sleep(1)
+
+    async def _when_synced(self, name: str, view: _MemberView) -> None:
+        await view.wait_synced()
+        self._on_cluster(name)
+
+    def _writable(self, cluster: str) -> bool:
+        """Ready, and its copies known: what reconcile may write to."""
+        view = self.members.get(cluster)
+        member = self.registry.members.get(cluster)
+        return view is not None and view.synced and member is not None and member.ready
+
+    async def run(self) -> None:
+        self.registry.listeners.append(self._on_cluster)
+        tasks = [asyncio.ensure_future(v.run()) for v in self.plane_views.values()]
+        await self.registry.synced.wait()
+        tasks.append(asyncio.ensure_future(self._sync_member_views()))
+        tasks += [asyncio.ensure_future(self._worker()) for _ in range(self.settings.workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for view in self.members.values():
+                await view.stop()
+            self.queue.close()
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                again = await self.reconcile(key)
+                self.queue.forget(key)
+                if again is not None:
+                    self.queue.add_after(key, again)
+            except KubeError as exc:
+                delay = self.queue.retry(key)
+                log.warning("reconcile failed", kind=key[0], namespace=key[1], object=key[2],
+                            error=str(exc), retry_in=round(delay, 2))
+            except Exception:
+                delay = self.queue.retry(key)
+                log.exception("reconcile crashed", kind=key[0], namespace=key[1],
+                              object=key[2], retry_in=round(delay, 2))
+            finally:
+                self.queue.done(key)
+
+    # reconcile ---------------------------------------------------------------------------
+    async def reconcile(self, key: Key) -> float | None:
+        """Make the members match one plane object. Returns a delay to look again, if any."""
+        kind, namespace, name = key
+        obj = self.plane_views[kind].objects.get((namespace, name))
+        if obj is None or not propagation.propagated(obj):
+            return None
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            return await self._delete(key, obj)
+        if FINALIZER not in (meta.get("finalizers") or []):
+            await self._set_finalizers(obj, [*(meta.get("finalizers") or []), FINALIZER])
+            return None  # the update comes back through the watch
+        joined = {n: m.cluster["metadata"].get("labels") or {}
+                  for n, m in self.registry.members.items()}
+        try:
+            targets = propagation.placement(obj, joined)
+            replicas = self._replicas(key, obj, targets, joined)
+        except (PlacementError, PreferencesError) as exc:
+            await self._invalid(key, obj, str(exc))
+            return None
+        ready = [c for c in targets if self._writable(c)]
+        outcomes = await asyncio.gather(
+            *(self._sync(c, key, obj, replicas.get(c) if replicas else None) for c in ready))
+        errors = {c: e for c, e in zip(ready, outcomes, strict=True) if e}
+        for cluster in sorted(set(self.members) - set(targets)):
+            if self._writable(cluster):
+                await self._remove_copy(cluster, key)
+        await self._report(key, obj, targets, ready, replicas, errors)
+        return 5.0 if errors else None
+
+    def _replicas(self, key: Key, obj: Object, targets: list[str],
+                  joined: dict[str, Any]) -> dict[str, int] | None:
+        if obj["kind"] not in WORKLOADS:
+            return None
+        prefs = preferences.of_object(obj) or preferences.EQUAL
+        unknown = sorted(prefs.named_clusters() - set(joined))
+        if unknown:
+            raise PreferencesError(f"preferences name clusters that are not joined: "
+                                   f"{', '.join(unknown)}")
+        ready = [c for c in targets if self._writable(c)]
+        total = int((obj.get("spec") or {}).get("replicas", 1))
+        current = None
+        if not prefs.rebalance:
+            current = {}
+            for cluster in ready:
+                copy = self.members[cluster].copy(*key)
+                if copy is not None:
+                    current[cluster] = int((copy.get("spec") or {}).get("replicas") or 0)
+        plan = spread(total, prefs.for_clusters(ready), current=current)
+        return {c: plan.replicas.get(c, 0) for c in ready}
+
+    async def _sync(self, cluster: str, key: Key, obj: Object,
+                    replicas: int | None) -> str | None:
+        """Write one member's copy if it differs; an error to report, or None."""
+        view = self.members[cluster]
+        desired = member_copy(obj, federation=self.federation, replicas=replicas)
+        kind, namespace, name = key
+        copy = view.copy(*key)
+        fingerprint = json.dumps(desired, sort_keys=True)
+        if copy is not None and contains(copy, desired):
+            self.applied[(cluster, key)] = fingerprint
+            return None
+        async with view.limit:
+            try:
+                if copy is None:
+                    try:
+                        existing = await view.client.get(_url(kind, namespace, name))
+                    except KubeError as exc:
+                        if not exc.not_found:
+                            raise
+                        existing = None
+                    if existing is not None and not managed_by(existing, self.federation):
+                        annotations = obj["metadata"].get("annotations") or {}
+                        if annotations.get(ADOPT_ANNOTATION) != "true":
+                            return (f"a {kind} {name} that federator does not manage exists "
+                                    f"there; it is left alone (annotate the plane object "
+                                    f"{ADOPT_ANNOTATION}=true to adopt it)")
+                    if namespace and namespace not in view.namespaces:
+                        await self._ensure_namespace(view, namespace)
+                await view.client.apply(_url(kind, namespace, name), desired)
+            except KubeError as exc:
+                return f"{exc.reason}: {exc.message}"[:300]
+        previous = self.applied.get((cluster, key))
+        self.applied[(cluster, key)] = fingerprint
+        if previous == fingerprint:
+            reason, message = "DriftCorrected", f"restored {kind} {name} in cluster {cluster}"
+        elif previous is None and copy is None:
+            reason, message = "CreatedInCluster", f"created {kind} {name} in cluster {cluster}"
+        else:
+            reason, message = "UpdatedInCluster", f"updated {kind} {name} in cluster {cluster}"
+        log.info(message, cluster=cluster, kind=kind, namespace=namespace, object=name)
+        await self.recorder.record(obj, "Normal", reason, message)
+        return None
+
+    async def _ensure_namespace(self, view: _MemberView, namespace: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": namespace, "labels": {MANAGED_BY: self.federation}}}
+        try:
+            await view.client.create(path(NAMESPACES), body)
+        except KubeError as exc:
+            if not exc.conflict:
+                raise
+        view.namespaces.add(namespace)
+
+    async def _remove_copy(self, cluster: str, key: Key) -> None:
+        view = self.members[cluster]
+        if view.copy(*key) is None:
+            return
+        await view.client.delete(_url(*key))
+        self.applied.pop((cluster, key), None)
+
+    # status, events ----------------------------------------------------------------------
+    async def _report(self, key: Key, obj: Object, targets: list[str], ready: list[str],
+                      replicas: dict[str, int] | None, errors: dict[str, str]) -> None:
+        kind, namespace, name = key
+        if replicas is not None and self.plans.get(key) != replicas:
+            self.plans[key] = replicas
+            layout = ", ".join(f"{c}={n}" for c, n in sorted(replicas.items())) or "none"
+            await self.recorder.record(obj, "Normal", "Scheduled",
+                                       f"replicas per cluster: {layout}")
+        for cluster in ready:
+            error = errors.get(cluster)
+            if error is None:
+                self.errors.pop((cluster, key), None)
+            elif self.errors.get((cluster, key)) != error:
+                self.errors[(cluster, key)] = error
+                await self.recorder.record(obj, "Warning", "PropagationFailed",
+                                           f"cluster {cluster}: {error}")
+        status: dict[str, Any] | None = None
+        if kind in WORKLOADS and replicas is not None:
+            states = {c: MemberState(replicas.get(c, 0), self.members[c].copy(*key),
+                                     errors.get(c)) for c in ready}
+            status, breakdown = aggregate(obj, states)
+        else:
+            breakdown = {c: ({"error": errors[c]} if c in errors else {"synced": True})
+                         for c in ready}
+        for cluster in targets:
+            if cluster not in ready:
+                breakdown[cluster] = {"error": "cluster not ready"}
+        annotation = json.dumps(breakdown, sort_keys=True, separators=(",", ":"))
+        current = (obj["metadata"].get("annotations") or {}).get(CLUSTER_STATUS)
+        if annotation != current and self.reported.get(key) != annotation:
+            await self.plane.merge_patch(_url(*key), {"metadata": {"annotations": {
+                CLUSTER_STATUS: annotation}}})
+            self.reported[key] = annotation
+        if status is not None and not contains(obj.get("status") or {}, status):
+            await self.plane.merge_patch(
+                path(KIND_RESOURCES[kind], namespace=namespace, name=name,
+                     subresource="status"), {"status": status})
+
+    async def _invalid(self, key: Key, obj: Object, problem: str) -> None:
+        """Bad placement or preferences: say so, propagate nothing of it."""
+        annotation = json.dumps({"error": problem}, separators=(",", ":"))
+        if self.reported.get(key) == annotation:
+            return
+        self.reported[key] = annotation
+        log.warning("not propagated", kind=key[0], namespace=key[1], object=key[2],
+                    problem=problem)
+        await self.recorder.record(obj, "Warning", "InvalidPlacement", problem)
+        await self.plane.merge_patch(_url(*key), {"metadata": {"annotations": {
+            CLUSTER_STATUS: annotation}}})
+
+    # deletion ----------------------------------------------------------------------------
+    async def _delete(self, key: Key, obj: Object) -> float | None:
+        meta = obj["metadata"]
+        finalizers = meta.get("finalizers") or []
+        if FINALIZER not in finalizers:
+            return None
+        orphan = key in self.orphaned or ORPHAN_FINALIZER in finalizers
+        left: list[str] = []
+        for cluster, view in self.members.items():
+            member = self.registry.members.get(cluster)
+            if view.copy(*key) is None:
+                continue
+            if member is None or not member.ready:
+                left.append(cluster)
+                continue
+            try:
+                if orphan:
+                    await view.client.merge_patch(_url(*key), {"metadata": {
+                        "labels": {MANAGED_BY: None}, "annotations": {PLANE_UID: None}}})
+                else:
+                    await view.client.delete(_url(*key))
+            except KubeError as exc:
+                if not exc.not_found:
+                    left.append(cluster)
+            self.applied.pop((cluster, key), None)
+        if left:
+            if not self._deletion_timed_out(meta):
+                return 5.0
+            await self.recorder.record(obj, "Warning", "LeftBehind",
+                                       f"{obj['kind']} {key[2]} was left in unreachable "
+                                       f"cluster(s) {', '.join(sorted(left))}")
+        verb = "released" if orphan else "deleted"
+        log.info(f"member copies {verb}", kind=key[0], namespace=key[1], object=key[2])
+        await self._set_finalizers(obj, [f for f in finalizers if f != FINALIZER])
+        self.orphaned.discard(key)
+        return None
+
+    def _deletion_timed_out(self, meta: dict[str, Any]) -> bool:
+        since = datetime.datetime.strptime(meta["deletionTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+        age = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - since
+        return age.total_seconds() > self.settings.deletion_timeout
+
+    async def _set_finalizers(self, obj: Object, finalizers: list[str]) -> None:
+        meta = obj["metadata"]
+        with contextlib.suppress(KubeError):  # a conflict: the next event brings it back
+            await self.plane.merge_patch(_url(*_key(obj)), {"metadata": {
+                "finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}})
