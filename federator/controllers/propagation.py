@@ -17,7 +17,7 @@ import structlog
 from federator.clusters.registry import Member, Registry
 from federator.domain import preferences, propagation
 from federator.domain.naming import MANAGED_BY, PLANE_UID
-from federator.domain.objects import contains
+from federator.domain.objects import contains, difference
 from federator.domain.preferences import PreferencesError
 from federator.domain.propagation import (
     ADOPT_ANNOTATION,
@@ -253,7 +253,8 @@ class Propagator:
         kind, namespace, name = key
         copy = view.copy(*key)
         fingerprint = json.dumps(desired, sort_keys=True)
-        if copy is not None and contains(copy, desired):
+        changed = difference(copy, desired) if copy is not None else None
+        if copy is not None and changed is None:
             self.applied[(cluster, key)] = fingerprint
             return None
         async with view.limit:
@@ -278,12 +279,15 @@ class Propagator:
                 return f"{exc.reason}: {exc.message}"[:300]
         previous = self.applied.get((cluster, key))
         self.applied[(cluster, key)] = fingerprint
-        if previous == fingerprint:
-            reason, message = "DriftCorrected", f"restored {kind} {name} in cluster {cluster}"
-        elif previous is None and copy is None:
-            reason, message = "CreatedInCluster", f"created {kind} {name} in cluster {cluster}"
+        what = f"{kind} {name} in cluster {cluster}"
+        if copy is None and previous is None:
+            reason, message = "CreatedInCluster", f"created {what}"
+        elif copy is None:
+            reason, message = "DriftCorrected", f"recreated {what}, deleted there"
+        elif previous == fingerprint:
+            reason, message = "DriftCorrected", f"restored {changed} of {what}, changed there"
         else:
-            reason, message = "UpdatedInCluster", f"updated {kind} {name} in cluster {cluster}"
+            reason, message = "UpdatedInCluster", f"updated {changed} of {what}"
         log.info(message, cluster=cluster, kind=kind, namespace=namespace, object=name)
         await self.recorder.record(obj, "Normal", reason, message)
         return None

@@ -5,13 +5,17 @@ and annotations added, replicas set, a Service without its cluster IPs)."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
 
-PLANE_GENERATION = "federator.io/plane-generation"
+# On member copies of workloads: which plane spec they carry. A hash, not the plane's
+# generation, which a Deployment also bumps when only its annotations change.
+SPEC_HASH = "federator.io/spec-hash"
 CLUSTER_STATUS = "federator.io/cluster-status"  # on plane objects: the per-cluster breakdown
 CLUSTERS_ANNOTATION = "federator.io/clusters"
 CLUSTER_SELECTOR_ANNOTATION = "federator.io/cluster-selector"
@@ -127,7 +131,7 @@ def member_copy(obj: Mapping[str, Any], *, federation: str,
                    if k not in _DROPPED_ANNOTATIONS}
     annotations[PLANE_UID] = str(meta.get("uid", ""))
     if obj.get("kind") in WORKLOADS:
-        annotations[PLANE_GENERATION] = str(meta.get("generation", ""))
+        annotations[SPEC_HASH] = spec_hash(obj)
     new_meta["labels"] = labels
     new_meta["annotations"] = annotations
     result["metadata"] = new_meta
@@ -143,6 +147,12 @@ def member_copy(obj: Mapping[str, Any], *, federation: str,
     if kind in WORKLOADS and replicas is not None:
         result.setdefault("spec", {})["replicas"] = replicas
     return result
+
+
+def spec_hash(obj: Mapping[str, Any]) -> str:
+    """A short digest of an object's spec."""
+    text = json.dumps(obj.get("spec") or {}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def managed_by(obj: Mapping[str, Any], federation: str) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from federator.domain.propagation import PLANE_GENERATION
+from federator.domain.propagation import SPEC_HASH, spec_hash
 
 SUMMED = {
     "Deployment": ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
@@ -26,12 +26,14 @@ class MemberState:
     error: str | None = None
 
 
-def _observed(plane_generation: int, copy: dict[str, Any] | None) -> bool:
+def _observed(plane_spec: str, copy: dict[str, Any] | None) -> bool:
+    """Whether a member copy carries the plane's current spec and its own controller has
+    acted on it."""
     if copy is None:
         return False
     meta = copy.get("metadata") or {}
     status = copy.get("status") or {}
-    return (str((meta.get("annotations") or {}).get(PLANE_GENERATION)) == str(plane_generation)
+    return ((meta.get("annotations") or {}).get(SPEC_HASH) == plane_spec
             and status.get("observedGeneration") == meta.get("generation"))
 
 
@@ -73,7 +75,8 @@ def aggregate(plane: dict[str, Any], states: dict[str, MemberState]
         status[field] = sum(int(((s.copy or {}).get("status") or {}).get(field) or 0)
                             for s in states.values())
     previous = (plane.get("status") or {}).get("observedGeneration")
-    if all(_observed(generation, s.copy) for s in states.values()):
+    current = spec_hash(plane)
+    if all(_observed(current, s.copy) for s in states.values()):
         status["observedGeneration"] = generation
     elif previous is not None:
         status["observedGeneration"] = previous

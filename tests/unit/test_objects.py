@@ -5,7 +5,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from federator.domain.objects import contains
+from federator.domain.objects import contains, difference
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -30,3 +30,17 @@ def test_a_different_or_missing_value_is_not_contained() -> None:
 @given(json_values)
 def test_every_value_contains_itself(value: Any) -> None:
     assert contains(value, value)
+
+
+def test_difference_names_the_first_field_that_differs() -> None:
+    actual = {"spec": {"replicas": 2, "template": {"containers": [{"image": "a"}]}}}
+    assert difference(actual, {"spec": {"replicas": 3}}) == "spec.replicas"
+    assert difference(actual, {"spec": {"template": {"containers": [{"image": "b"}]}}}) == \
+        "spec.template.containers[0].image"
+    assert difference(actual, {"metadata": {}}) == "metadata"
+    assert difference(actual, {"spec": {"replicas": 2}}) is None
+
+
+@given(json_values, json_values)
+def test_difference_agrees_with_contains(actual: Any, desired: Any) -> None:
+    assert (difference(actual, desired) is None) == contains(actual, desired)

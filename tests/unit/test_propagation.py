@@ -36,12 +36,15 @@ def test_service_copy_lets_the_member_allocate_addresses() -> None:
     assert service["spec"]["clusterIP"] == "10.96.0.9"  # the plane object is not changed
 
 
-def test_workload_copy_carries_replicas_and_generation() -> None:
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+def test_workload_copy_carries_replicas_and_the_spec_it_is_of() -> None:
+    deployment: dict[str, Any] = {"apiVersion": "apps/v1", "kind": "Deployment",
                   "metadata": {"name": "d", "generation": 4}, "spec": {"replicas": 9}}
     copy = member_copy(deployment, federation="f", replicas=2)
     assert copy["spec"]["replicas"] == 2
-    assert copy["metadata"]["annotations"][propagation.PLANE_GENERATION] == "4"
+    assert copy["metadata"]["annotations"][propagation.SPEC_HASH] == \
+        propagation.spec_hash(deployment)
+    deployment["metadata"]["generation"] = 5
+    assert member_copy(deployment, federation="f", replicas=2) == copy
 
 
 def test_what_is_not_propagated() -> None:

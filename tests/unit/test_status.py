@@ -2,16 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from federator.domain.propagation import PLANE_GENERATION
+from federator.domain.propagation import SPEC_HASH, spec_hash
 from federator.domain.status import MemberState, aggregate
 
 PLANE = {"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 3},
          "status": {"observedGeneration": 1}}
 
 
-def copy(replicas: int, *, plane_generation: int = 2, observed: bool = True,
+OLD_SPEC = spec_hash({"spec": {"replicas": 2}})
+
+
+def copy(replicas: int, *, spec: str = spec_hash(PLANE), observed: bool = True,
          available: str = "True") -> dict[str, Any]:
-    return {"metadata": {"generation": 5, "annotations": {PLANE_GENERATION: str(plane_generation)}},
+    return {"metadata": {"generation": 5, "annotations": {SPEC_HASH: spec}},
             "status": {"observedGeneration": 5 if observed else 4, "replicas": replicas,
                        "updatedReplicas": replicas, "readyReplicas": replicas,
                        "availableReplicas": replicas,
@@ -33,7 +36,7 @@ def test_sum_and_generation_when_every_member_observed() -> None:
 
 
 def test_generation_waits_for_a_member_behind() -> None:
-    for lagging in (copy(1, plane_generation=1), copy(1, observed=False), None):
+    for lagging in (copy(1, spec=OLD_SPEC), copy(1, observed=False), None):
         status, _ = aggregate(PLANE, {"a": MemberState(2, copy(2)),
                                       "b": MemberState(1, lagging, error="unreachable")})
         assert status["observedGeneration"] == 1
