@@ -19,7 +19,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {name}
-  namespace: default
+  namespace: {namespace}
 spec:
   replicas: 2
   selector:
@@ -37,7 +37,7 @@ spec:
 def test_every_member_runs_a_deployment_on_kwok_nodes(kubeconfig: Path, lab_spec: LabSpec) -> None:
     for member in lab_spec.members:
         kubectl(kubeconfig, member.name, "apply", "-f", "-",
-                stdin=DEPLOYMENT.format(name="web"))
+                stdin=DEPLOYMENT.format(name="web", namespace="default"))
     for member in lab_spec.members:
         kubectl(kubeconfig, member.name, "wait", "--for=condition=Available",
                 "deployment/web", "--timeout=180s")
@@ -61,13 +61,16 @@ def test_the_plane_keeps_a_deployment_as_a_template(kubeconfig: Path,
                                                     lab_spec: LabSpec) -> None:
     member = lab_spec.members[0].name
     # The same Deployment in the plane and in a member; once the member's is Available, its
-    # controllers have had every chance to act, and the plane's must not have.
+    # controllers have had every chance to act, and the plane's must not have. (kube-public:
+    # federator, when it runs, neither propagates it nor writes its status.)
     for context in ("plane", member):
-        kubectl(kubeconfig, context, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="tmpl"))
-    kubectl(kubeconfig, member, "wait", "--for=condition=Available", "deployment/tmpl",
-            "--timeout=180s")
-    assert get_json(kubeconfig, member, "replicasets", "-l", "app=tmpl")["items"]
-    plane_deployment = get_json(kubeconfig, "plane", "deployment", "tmpl")
+        kubectl(kubeconfig, context, "apply", "-f", "-",
+                stdin=DEPLOYMENT.format(name="tmpl", namespace="kube-public"))
+    kubectl(kubeconfig, member, "-n", "kube-public", "wait", "--for=condition=Available",
+            "deployment/tmpl", "--timeout=180s")
+    assert get_json(kubeconfig, member, "-n", "kube-public", "replicasets", "-l",
+                    "app=tmpl")["items"]
+    plane_deployment = get_json(kubeconfig, "plane", "-n", "kube-public", "deployment", "tmpl")
     assert "observedGeneration" not in plane_deployment.get("status", {})
     assert get_json(kubeconfig, "plane", "replicasets", "-A")["items"] == []
     assert get_json(kubeconfig, "plane", "pods", "-A")["items"] == []

@@ -1,0 +1,222 @@
+"""Propagation on the lab with the real kubectl: spreading, config objects, drift, clashes,
+deletion and bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kube import get_json, kubectl
+from tests.serving import Serve
+
+pytestmark = pytest.mark.integration
+MEMBERS = ("member-1", "member-2", "member-3")
+
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {namespace}
+  annotations:
+    federation.kubernetes.io/deployment-preferences: '{preferences}'
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]
+"""
+
+
+def apply(kubeconfig: Path, text: str) -> None:
+    kubectl(kubeconfig, "federation", "apply", "-f", "-", stdin=text)
+
+
+def eventually(check: Any, what: str, attempts: int = 300) -> Any:
+    """Poll `check` until it returns something truthy (every 0.2 s, a bounded number of
+    times); what it returned."""
+    for _ in range(attempts):
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+def copy_of(kubeconfig: Path, member: str, *args: str) -> Any:
+    done = kubectl(kubeconfig, member, "get", *args, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def events(kubeconfig: Path, name: str, reason: str, namespace: str = "default") -> list[Any]:
+    found = get_json(kubeconfig, "federation", "events", "-n", namespace, "--field-selector",
+                     f"involvedObject.name={name},reason={reason}")
+    return list(found["items"])
+
+
+def running_pods(kubeconfig: Path, member: str, app: str, namespace: str = "default") -> int:
+    pods = get_json(kubeconfig, member, "pods", "-n", namespace, "-l", f"app={app}")["items"]
+    return sum(1 for p in pods if p["status"].get("phase") == "Running"
+               and not p["metadata"].get("deletionTimestamp"))
+
+
+def test_weighted_deployment_runs_two_and_one(serving: Serve, federation: Path) -> None:
+    prefs = ('{"rebalance": true, "clusters": {"member-1": {"weight": 2}, '
+             '"member-2": {"weight": 1}}}')
+    apply(federation, WEB.format(name="weighted", namespace="default", preferences=prefs,
+                                 replicas=3))
+    kubectl(federation, "federation", "rollout", "status", "deployment/weighted",
+            "--timeout=180s")
+    eventually(lambda: [running_pods(federation, m, "weighted") for m in MEMBERS] == [2, 1, 0],
+               "2 and 1 Running pods in member-1 and member-2")
+    table = kubectl(federation, "federation", "get", "deployment", "weighted").stdout
+    assert table.splitlines()[1].split()[1] == "3/3"
+    breakdown = json.loads(get_json(federation, "federation", "deployment", "weighted")
+                           ["metadata"]["annotations"]["federator.io/cluster-status"])
+    assert {c: b["desired"] for c, b in breakdown.items()} == {
+        "member-1": 2, "member-2": 1, "member-3": 0}
+    scheduled = events(federation, "weighted", "Scheduled")
+    assert "member-1=2, member-2=1, member-3=0" in scheduled[-1]["message"]
+
+
+def test_config_objects_reach_every_member(serving: Serve, federation: Path) -> None:
+    kubectl(federation, "federation", "create", "configmap", "settings",
+            "--from-literal=color=blue")
+    kubectl(federation, "federation", "create", "secret", "generic", "creds",
+            "--from-literal=password=hunter2")
+    for member in MEMBERS:
+        cm = eventually(lambda m=member: copy_of(federation, m, "configmap", "settings"),
+                        f"ConfigMap in {member}")
+        assert cm["data"] == {"color": "blue"}
+        assert cm["metadata"]["labels"]["federator.io/managed-by"] == "federation"
+        secret = eventually(lambda m=member: copy_of(federation, m, "secret", "creds"),
+                            f"Secret in {member}")
+        assert secret["data"]["password"] == "aHVudGVyMg=="
+
+
+def test_replicaset_mounting_a_configmap_runs_where_spread(serving: Serve,
+                                                           federation: Path) -> None:
+    kubectl(federation, "federation", "create", "namespace", "shop")
+    kubectl(federation, "federation", "-n", "shop", "create", "configmap", "shop-config",
+            "--from-literal=k=v")
+    apply(federation, """
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: cart
+  namespace: shop
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: cart}}
+  template:
+    metadata: {labels: {app: cart}}
+    spec:
+      containers:
+        - name: app
+          image: registry.k8s.io/pause:3.10
+          volumeMounts: [{name: config, mountPath: /config}]
+      volumes: [{name: config, configMap: {name: shop-config}}]
+""")
+    counts = eventually(lambda: (c := [running_pods(federation, m, "cart", "shop")
+                                       for m in MEMBERS]) and sum(c) == 4 and c,
+                        "4 Running cart pods")
+    assert sorted(counts) == [1, 1, 2]  # equal weights: 4 over 3 clusters
+    for member in MEMBERS:
+        assert copy_of(federation, member, "namespace", "shop") is not None
+        assert copy_of(federation, member, "-n", "shop", "configmap", "shop-config")
+    eventually(lambda: get_json(federation, "federation", "-n", "shop", "replicaset", "cart")
+               .get("status", {}).get("readyReplicas") == 4, "plane ReplicaSet ready 4")
+
+
+def test_service_copies_get_their_own_cluster_ip(serving: Serve, federation: Path) -> None:
+    kubectl(federation, "federation", "create", "service", "clusterip", "front",
+            "--tcp=80:8080")
+    plane_ip = get_json(federation, "federation", "service", "front")["spec"]["clusterIP"]
+    for member in MEMBERS:
+        svc = eventually(lambda m=member: copy_of(federation, m, "service", "front"),
+                         f"Service in {member}")
+        assert svc["spec"]["clusterIP"] != plane_ip
+        assert svc["spec"]["ports"][0]["targetPort"] == 8080
+
+
+def test_drift_is_undone(serving: Serve, federation: Path) -> None:
+    kubectl(federation, "federation", "create", "configmap", "drifty", "--from-literal=a=1")
+    eventually(lambda: copy_of(federation, "member-2", "configmap", "drifty"), "copy")
+    kubectl(federation, "member-2", "patch", "configmap", "drifty", "--type=merge",
+            "-p", '{"data": {"a": "2", "extra": "kept"}}')
+    restored = eventually(lambda: (c := copy_of(federation, "member-2", "configmap", "drifty"))
+                          and c["data"].get("a") == "1" and c, "data.a restored")
+    assert restored["data"]["extra"] == "kept"  # a field federator does not manage
+    kubectl(federation, "member-3", "delete", "configmap", "drifty")
+    eventually(lambda: copy_of(federation, "member-3", "configmap", "drifty"), "recreated")
+    reasons = [e["message"] for e in events(federation, "drifty", "DriftCorrected")]
+    assert any("restored data.a" in m and "member-2" in m for m in reasons)
+    assert any("recreated" in m and "member-3" in m for m in reasons)
+
+
+def test_an_unmanaged_object_is_reported_and_left_alone(serving: Serve,
+                                                        federation: Path) -> None:
+    kubectl(federation, "member-2", "create", "configmap", "theirs", "--from-literal=owner=me")
+    kubectl(federation, "federation", "create", "configmap", "theirs",
+            "--from-literal=owner=federation")
+    eventually(lambda: copy_of(federation, "member-1", "configmap", "theirs"), "member-1 copy")
+    warning = eventually(lambda: events(federation, "theirs", "PropagationFailed"),
+                         "a PropagationFailed event")
+    assert "member-2" in warning[-1]["message"] and "does not manage" in warning[-1]["message"]
+    status = eventually(lambda: get_json(federation, "federation", "configmap", "theirs")
+                        ["metadata"].get("annotations", {}).get("federator.io/cluster-status"),
+                        "cluster-status annotation")
+    assert "does not manage" in json.loads(status)["member-2"]["error"]
+    theirs = copy_of(federation, "member-2", "configmap", "theirs")
+    assert theirs["data"] == {"owner": "me"}
+    assert "federator.io/managed-by" not in theirs["metadata"].get("labels", {})
+
+
+def test_delete_and_orphan_delete(serving: Serve, federation: Path) -> None:
+    for name in ("doomed", "orphan"):
+        kubectl(federation, "federation", "create", "configmap", name, "--from-literal=a=1")
+        for member in MEMBERS:
+            eventually(lambda m=member, n=name: copy_of(federation, m, "configmap", n),
+                       f"{name} in {member}")
+    kubectl(federation, "federation", "delete", "configmap", "doomed", "--timeout=60s")
+    for member in MEMBERS:
+        assert copy_of(federation, member, "configmap", "doomed") is None
+    kubectl(federation, "federation", "delete", "configmap", "orphan", "--cascade=orphan",
+            "--timeout=60s")
+    eventually(lambda: kubectl(federation, "federation", "get", "configmap", "orphan",
+                               check=False).returncode != 0, "plane object gone")
+    for member in MEMBERS:
+        kept = copy_of(federation, member, "configmap", "orphan")
+        assert kept is not None
+        assert "federator.io/managed-by" not in kept["metadata"].get("labels", {})
+
+
+@pytest.mark.parametrize(("name", "preferences", "problem"), [
+    ("malformed", "{not json", "is not valid JSON"),
+    ("negative", '{"clusters": {"*": {"weight": -1}}}', "weight: Input should be greater"),
+    ("inverted", '{"clusters": {"*": {"minReplicas": 3, "maxReplicas": 1}}}',
+     "minReplicas 3 is more than maxReplicas 1"),
+    ("stranger", '{"clusters": {"member-9": {"weight": 1}}}', "not joined: member-9"),
+])
+def test_bad_preferences_propagate_nothing(serving: Serve, federation: Path, name: str,
+                                           preferences: str, problem: str) -> None:
+    apply(federation, WEB.format(name=name, namespace="default", preferences=preferences,
+                                 replicas=2))
+    warning = eventually(lambda: events(federation, name, "InvalidPlacement"),
+                         "an InvalidPlacement event")
+    assert problem in warning[-1]["message"]
+    status = get_json(federation, "federation", "deployment", name)["metadata"]["annotations"]
+    assert problem in json.loads(status["federator.io/cluster-status"])["error"]
+    # The rest of the federation keeps working: a later object still propagates.
+    kubectl(federation, "federation", "create", "configmap", f"after-{name}",
+            "--from-literal=a=1")
+    eventually(lambda: copy_of(federation, "member-1", "configmap", f"after-{name}"),
+               "a later object propagated")
+    for member in MEMBERS:
+        assert copy_of(federation, member, "deployment", name) is None
