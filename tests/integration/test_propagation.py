@@ -220,3 +220,27 @@ def test_bad_preferences_propagate_nothing(serving: Serve, federation: Path, nam
                "a later object propagated")
     for member in MEMBERS:
         assert copy_of(federation, member, "deployment", name) is None
+
+
+def test_failover_moves_replicas_and_brings_them_back(serving: Serve, federation: Path,
+                                                      lab: Any, lab_spec: Any) -> None:
+    apply(federation, WEB.format(name="failover", namespace="default",
+                                 preferences='{"rebalance": true, "clusters": {"*": {}}}',
+                                 replicas=6))
+    eventually(lambda: [running_pods(federation, m, "failover") for m in MEMBERS] == [2, 2, 2],
+               "2 Running pods in each member")
+    lab.stop_component("member-1/kube-apiserver")
+    try:
+        eventually(lambda: [running_pods(federation, m, "failover") for m in MEMBERS[1:]]
+                   == [3, 3], "3 Running pods in member-2 and member-3")
+        eventually(lambda: get_json(federation, "federation", "deployment", "failover")
+                   .get("status", {}).get("availableReplicas") == 6,
+                   "full availability in the plane")
+        scheduled = events(federation, "failover", "Scheduled")
+        assert any("member-2=3, member-3=3" in e["message"] for e in scheduled)
+    finally:
+        lab.up(lab_spec)
+    eventually(lambda: [running_pods(federation, m, "failover") for m in MEMBERS] == [2, 2, 2],
+               "back to 2 Running pods in each member", attempts=600)
+    kubectl(federation, "federation", "rollout", "status", "deployment/failover",
+            "--timeout=120s")
