@@ -28,12 +28,22 @@ class Serve:
         self.identity = identity
         self.port = free_port()
         self.log = log
-        with log.open("wb") as sink:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig), "serve",
-                 "--identity", identity, "--http-port", str(self.port)],
-                stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.argv = [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig),
+                     "serve", "--identity", identity, "--http-port", str(self.port)]
+        self.env = {**os.environ, **(env or {})}
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as sink:
+            process = subprocess.Popen(self.argv, stdout=sink, stderr=subprocess.STDOUT,
+                                       env=self.env)
+        self.process = process
         self.wait_http()
+        return process
+
+    def restart(self) -> None:
+        """Start again after kill(): same identity, so it takes its own lease back."""
+        self._start()
 
     def get(self, page: str) -> tuple[int, str]:
         try:

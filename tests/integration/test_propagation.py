@@ -4,6 +4,7 @@ deletion and bad input."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,36 @@ def test_failover_moves_replicas_and_brings_them_back(serving: Serve, federation
                "back to 2 Running pods in each member", attempts=600)
     kubectl(federation, "federation", "rollout", "status", "deployment/failover",
             "--timeout=120s")
+
+
+def managed_configmaps(kubeconfig: Path, member: str, namespace: str) -> dict[str, Any]:
+    items = get_json(kubeconfig, member, "-n", namespace, "configmaps", "-l",
+                     "federator.io/managed-by=federation")["items"]
+    return {i["metadata"]["name"]: i["data"] for i in items}
+
+
+def test_a_killed_federator_converges_after_restart(serving: Serve, federation: Path) -> None:
+    kubectl(federation, "federation", "create", "namespace", "bulk")
+    wanted = {f"item-{i:03d}": {"index": str(i)} for i in range(200)}
+    items = [{"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": name, "namespace": "bulk"}, "data": data}
+             for name, data in wanted.items()]
+    # Kill federator as soon as the first copies land, while the plane is still filling.
+    writer = subprocess.Popen(["kubectl", f"--kubeconfig={federation}", "--context=federation",
+                               "apply", "-f", "-"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL)
+    assert writer.stdin is not None
+    writer.stdin.write(json.dumps({"apiVersion": "v1", "kind": "List",
+                                   "items": items}).encode())
+    writer.stdin.close()
+    eventually(lambda: copy_of(federation, "member-1", "namespace", "bulk")
+               and managed_configmaps(federation, "member-1", "bulk"), "the first copies")
+    serving.kill()
+    assert writer.wait(timeout=300) == 0
+    present = [len(managed_configmaps(federation, m, "bulk")) if
+               copy_of(federation, m, "namespace", "bulk") else 0 for m in MEMBERS]
+    print(f"copies present when federator was killed: {present} of 200 each")
+    serving.restart()
+    for member in MEMBERS:
+        eventually(lambda m=member: managed_configmaps(federation, m, "bulk") == wanted,
+                   f"exactly the 200 ConfigMaps in {member}", attempts=900)
