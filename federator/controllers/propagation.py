@@ -15,9 +15,11 @@ from typing import Any
 import structlog
 
 from federator.clusters.registry import Member, Registry
+from federator.domain import policy as policy_rules
 from federator.domain import preferences, propagation
 from federator.domain.naming import MANAGED_BY, PLANE_UID
 from federator.domain.objects import contains, difference
+from federator.domain.overrides import PatchError, apply_patch
 from federator.domain.preferences import PreferencesError
 from federator.domain.propagation import (
     ADOPT_ANNOTATION,
@@ -44,6 +46,7 @@ log = structlog.get_logger(__name__)
 Key = tuple[str, str, str]  # (kind, namespace, name)
 KIND_RESOURCES: dict[str, Resource] = {kind: KINDS[(api, kind)] for api, kind in FEDERATED}
 NAMESPACES = KIND_RESOURCES["Namespace"]
+POLICIES = KINDS[("federator.io/v1alpha1", "FederationPolicy")]
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class Propagator:
         self.queue: WorkQueue[Key] = WorkQueue()
         self.plane_views = {kind: Reflector(plane, path(resource), self._on_plane)
                             for kind, resource in KIND_RESOURCES.items()}
+        self.policies = Reflector(plane, path(POLICIES), self._on_policy)
         self.members: dict[str, _MemberView] = {}
         self.orphaned: set[Key] = set()
         self.applied: dict[tuple[str, Key], str] = {}  # what was last written, per member
@@ -124,6 +128,14 @@ class Propagator:
             self.reported.pop(key, None)
             return
         self.queue.add(key)
+
+    async def _on_policy(self, kind: str, policy: Object) -> None:
+        """A policy changed: every object of its namespace may be governed differently."""
+        namespace = policy["metadata"].get("namespace")
+        for view in self.plane_views.values():
+            for obj in view.objects.values():
+                if policy_rules.policy_namespace(obj) == namespace:
+                    self.queue.add(_key(obj))
 
     async def _on_member(self, kind: str, obj: Object) -> None:
         self.queue.add(_key(obj))
@@ -160,8 +172,10 @@ class Propagator:
 
     async def run(self) -> None:
         self.registry.listeners.append(self._on_cluster)
-        tasks = [asyncio.ensure_future(v.run()) for v in self.plane_views.values()]
+        tasks = [asyncio.ensure_future(v.run())
+                 for v in [self.policies, *self.plane_views.values()]]
         await self.registry.synced.wait()
+        await self.policies.synced.wait()
         tasks.append(asyncio.ensure_future(self._sync_member_views()))
         tasks += [asyncio.ensure_future(self._worker()) for _ in range(self.settings.workers)]
         try:
@@ -208,15 +222,20 @@ class Propagator:
             return None  # the update comes back through the watch
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
+        policy = policy_rules.governing(self.policies.objects.values(), obj)
         try:
-            targets = propagation.placement(obj, joined)
-            replicas = self._replicas(key, obj, targets, joined)
+            if policy is not None:
+                policy_rules.check_names(policy, joined)
+            targets = self._targets(obj, policy, joined)
+            replicas = self._replicas(key, obj, policy, targets, joined)
         except (PlacementError, PreferencesError) as exc:
             await self._invalid(key, obj, str(exc))
             return None
         ready = [c for c in targets if self._writable(c)]
         outcomes = await asyncio.gather(
-            *(self._sync(c, key, obj, replicas.get(c) if replicas else None) for c in ready))
+            *(self._sync(c, key, obj, replicas.get(c) if replicas else None,
+                         policy_rules.overrides(policy, c, joined[c]) if policy else [])
+              for c in ready))
         errors = {c: e for c, e in zip(ready, outcomes, strict=True) if e}
         for cluster in sorted(set(self.members) - set(targets)):
             if self._writable(cluster):
@@ -224,11 +243,22 @@ class Propagator:
         await self._report(key, obj, targets, ready, replicas, errors)
         return 5.0 if errors else None
 
-    def _replicas(self, key: Key, obj: Object, targets: list[str],
+    @staticmethod
+    def _targets(obj: Object, policy: Object | None, joined: dict[str, Any]) -> list[str]:
+        """Where an object goes: its own annotations, else its policy, else everywhere."""
+        annotations = obj["metadata"].get("annotations") or {}
+        own = {propagation.CLUSTERS_ANNOTATION, propagation.CLUSTER_SELECTOR_ANNOTATION}
+        if policy is not None and not own & set(annotations):
+            return policy_rules.placement(policy, joined)
+        return propagation.placement(obj, joined)
+
+    def _replicas(self, key: Key, obj: Object, policy: Object | None, targets: list[str],
                   joined: dict[str, Any]) -> dict[str, int] | None:
         if obj["kind"] not in WORKLOADS:
             return None
-        prefs = preferences.of_object(obj) or preferences.EQUAL
+        prefs = (preferences.of_object(obj)
+                 or (policy_rules.replica_preferences(policy) if policy else None)
+                 or preferences.EQUAL)
         unknown = sorted(prefs.named_clusters() - set(joined))
         if unknown:
             raise PreferencesError(f"preferences name clusters that are not joined: "
@@ -245,11 +275,16 @@ class Propagator:
         plan = spread(total, prefs.for_clusters(ready), current=current)
         return {c: plan.replicas.get(c, 0) for c in ready}
 
-    async def _sync(self, cluster: str, key: Key, obj: Object,
-                    replicas: int | None) -> str | None:
+    async def _sync(self, cluster: str, key: Key, obj: Object, replicas: int | None,
+                    patches: list[dict[str, Any]]) -> str | None:
         """Write one member's copy if it differs; an error to report, or None."""
         view = self.members[cluster]
         desired = member_copy(obj, federation=self.federation, replicas=replicas)
+        if patches:
+            try:
+                desired = apply_patch(desired, patches)
+            except PatchError as exc:
+                return f"override not applied, nothing written: {exc}"
         kind, namespace, name = key
         copy = view.copy(*key)
         fingerprint = json.dumps(desired, sort_keys=True)

@@ -278,3 +278,65 @@ def test_a_killed_federator_converges_after_restart(serving: Serve, federation: 
     for member in MEMBERS:
         eventually(lambda m=member: managed_configmaps(federation, m, "bulk") == wanted,
                    f"exactly the 200 ConfigMaps in {member}", attempts=900)
+
+
+POLICY = """
+apiVersion: federator.io/v1alpha1
+kind: FederationPolicy
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  resourceSelectors:
+    - {{apiVersion: apps/v1, kind: Deployment, labelSelector: {{matchLabels: {{team: {team}}}}}}}
+  placement:
+    clusters: {clusters}
+  replicaScheduling:
+    rebalance: true
+    clusters: {{member-1: {{weight: 3}}, member-2: {{weight: 1}}}}
+  overrides:
+    - clusters: [member-2]
+      patches:
+        - {{op: replace, path: /spec/template/spec/containers/0/image,
+           value: "registry.k8s.io/pause:3.9"}}
+        - {{op: add, path: /metadata/labels/region, value: west}}
+"""
+
+
+def test_a_policy_places_spreads_and_overrides(serving: Serve, federation: Path) -> None:
+    kubectl(federation, "federation", "create", "namespace", "team-a")
+    apply(federation, POLICY.format(name="team-a", namespace="team-a", team="a",
+                                    clusters="[member-1, member-2]"))
+    deployment = WEB.format(name="api", namespace="team-a", preferences="",
+                            replicas=4).replace("  annotations:\n    federation.kubernetes"
+                                                ".io/deployment-preferences: ''\n", "")
+    deployment = deployment.replace("  namespace: team-a\n",
+                                    "  namespace: team-a\n  labels: {team: a}\n")
+    apply(federation, deployment)
+    kubectl(federation, "federation", "-n", "team-a", "rollout", "status", "deployment/api",
+            "--timeout=180s")
+    copies = {m: copy_of(federation, m, "-n", "team-a", "deployment", "api") for m in MEMBERS}
+    assert copies["member-3"] is None
+    assert copies["member-1"]["spec"]["replicas"] == 3
+    assert copies["member-2"]["spec"]["replicas"] == 1
+    image = copies["member-2"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.k8s.io/pause:3.9"
+    assert copies["member-2"]["metadata"]["labels"]["region"] == "west"
+    assert copies["member-1"]["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "registry.k8s.io/pause:3.10"
+
+
+def test_a_policy_naming_an_unknown_cluster(serving: Serve, federation: Path) -> None:
+    kubectl(federation, "federation", "create", "namespace", "team-b")
+    apply(federation, POLICY.format(name="team-b", namespace="team-b", team="b",
+                                    clusters="[member-1, member-7]"))
+    deployment = WEB.format(name="lost", namespace="team-b", preferences="{}", replicas=1)
+    deployment = deployment.replace("  namespace: team-b\n",
+                                    "  namespace: team-b\n  labels: {team: b}\n")
+    apply(federation, deployment)
+    warning = eventually(lambda: events(federation, "lost", "InvalidPlacement", "team-b"),
+                         "an InvalidPlacement event")
+    assert "FederationPolicy team-b names clusters that are not joined: member-7" in \
+        warning[-1]["message"]
+    for member in MEMBERS:
+        assert copy_of(federation, member, "-n", "team-b", "deployment", "lost") is None

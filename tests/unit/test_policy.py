@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from federator.domain import policy
+from federator.domain.propagation import PlacementError
+
+JOINED = {"a": {"tier": "gold"}, "b": {"tier": "silver"}, "c": {}}
+
+
+def make(name: str, spec: dict[str, Any], namespace: str = "shop") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def deployment(name: str = "web", **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "shop", "labels": labels}}
+
+
+def test_governing_policy_by_kind_name_and_labels() -> None:
+    by_label = make("b-by-label", {"resourceSelectors": [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "labelSelector": {"matchLabels": {"app": "web"}}}]})
+    by_name = make("a-by-name", {"resourceSelectors": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}]})
+    elsewhere = make("c", {"resourceSelectors": [{"apiVersion": "apps/v1",
+                                                  "kind": "Deployment"}]}, "other")
+    policies = [by_label, by_name, elsewhere]
+    assert policy.governing(policies, deployment(app="web")) is by_label
+    assert policy.governing(policies, deployment("api")) is by_name
+    assert policy.governing(policies, deployment("db")) is None
+
+
+def test_namespace_objects_use_their_own_policies() -> None:
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+    assert policy.policy_namespace(ns) == "shop"
+
+
+def test_placement_by_list_or_selector() -> None:
+    listed = make("p", {"placement": {"clusters": ["b", "a"]}})
+    assert policy.placement(listed, JOINED) == ["a", "b"]
+    selected = make("p", {"placement": {"clusterSelector": {"matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["gold", "silver"]}]}}})
+    assert policy.placement(selected, JOINED) == ["a", "b"]
+    assert policy.placement(make("p", {}), JOINED) == ["a", "b", "c"]
+
+
+def test_unknown_clusters_are_named() -> None:
+    bad = make("p", {"replicaScheduling": {"clusters": {"zz": {"weight": 1}}},
+                     "overrides": [{"clusters": ["yy"], "patches": []}]})
+    with pytest.raises(PlacementError, match="p names clusters that are not joined: yy, zz"):
+        policy.check_names(bad, JOINED)
+
+
+def test_replica_preferences_and_overrides() -> None:
+    p = make("p", {"replicaScheduling": {"rebalance": True, "clusters": {"a": {"weight": 3}}},
+                   "overrides": [
+                       {"clusters": ["a"], "patches": [{"op": "add", "path": "/x", "value": 1}]},
+                       {"clusterSelector": {"matchLabels": {"tier": "silver"}},
+                        "patches": [{"op": "add", "path": "/y", "value": 2}]}]})
+    prefs = policy.replica_preferences(p)
+    assert prefs is not None and prefs.rebalance and prefs.clusters["a"].weight == 3
+    assert policy.overrides(p, "a", JOINED["a"]) == [{"op": "add", "path": "/x", "value": 1}]
+    assert policy.overrides(p, "b", JOINED["b"]) == [{"op": "add", "path": "/y", "value": 2}]
+    assert policy.overrides(p, "c", JOINED["c"]) == []
