@@ -56,6 +56,14 @@ class LeaderElectionConfig(_Strict):
         return self
 
 
+class PropagationConfig(_Strict):
+    workers: int = Field(default=16, ge=1)
+    member_concurrency: int = Field(default=16, ge=1)
+    deletion_timeout: float = Field(default=60.0, gt=0)
+    unschedulable_after: float = Field(default=60.0, gt=0)
+    capacity_ttl: float = Field(default=300.0, gt=0)
+
+
 class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -68,6 +76,7 @@ class Settings(_Strict):
     http: HttpSettings = HttpSettings()
     probe: ProbeConfig = ProbeConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
+    propagation: PropagationConfig = PropagationConfig()
     log: LogConfig = LogConfig()
 
 

@@ -15,7 +15,7 @@ from federator import logs, metrics
 from federator.clusters.plane import read_federation
 from federator.clusters.registry import ProbeSettings, Registry
 from federator.config import Settings
-from federator.controllers.propagation import Propagator
+from federator.controllers.propagation import PropagationSettings, Propagator
 from federator.kube.client import KubeClient, KubeError
 from federator.kube.events import EventRecorder
 from federator.kube.kubeconfig import (
@@ -100,7 +100,8 @@ async def serve(settings: Settings) -> int:
             log.error("the plane holds no federation: run `federator init`; retrying")
             await asyncio.sleep(10)
             federation = await read_federation(plane)
-        propagator = Propagator(plane, registry, federation.name, recorder)
+        propagator = Propagator(plane, registry, federation.name, recorder,
+                                PropagationSettings(**settings.propagation.model_dump()))
         await asyncio.gather(registry.run(), propagator.run())
 
     work = asyncio.ensure_future(elector.run(lead) if elector else lead())

@@ -17,6 +17,7 @@ import structlog
 from federator.clusters.registry import Member, Registry
 from federator.domain import policy as policy_rules
 from federator.domain import preferences, propagation
+from federator.domain.capacity import overflow
 from federator.domain.naming import MANAGED_BY, PLANE_UID
 from federator.domain.objects import contains, difference
 from federator.domain.overrides import PatchError, apply_patch
@@ -54,11 +55,21 @@ class PropagationSettings:
     workers: int = 16
     member_concurrency: int = 16
     deletion_timeout: float = 60.0  # an unreachable member holds a deletion this long
+    unschedulable_after: float = 60.0  # pods unschedulable this long mean the member is full
+    capacity_ttl: float = 300.0  # then a full member is offered its share again
 
 
 def _key(obj: Object) -> Key:
     meta = obj["metadata"]
     return (obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def _settled(copy: Object) -> bool:
+    """Whether a member's controller has acted on the copy's current spec: only then do its
+    pending pods say anything about room (not while a scale-down is still on its way)."""
+    status = copy.get("status") or {}
+    return (status.get("observedGeneration") == copy["metadata"].get("generation")
+            and status.get("replicas") == (copy.get("spec") or {}).get("replicas"))
 
 
 def _url(kind: str, namespace: str, name: str | None = None) -> str:
@@ -68,7 +79,7 @@ def _url(kind: str, namespace: str, name: str | None = None) -> str:
 class _MemberView:
     """federator's copies in one member, watched; and what was last applied there."""
 
-    def __init__(self, member: Member, federation: str, on_change: Any,
+    def __init__(self, member: Member, federation: str, on_change: Any, on_pending: Any,
                  concurrency: int) -> None:
         assert member.client is not None
         self.client: KubeClient = member.client
@@ -76,7 +87,10 @@ class _MemberView:
             kind: Reflector(self.client, path(resource), on_change,
                             label_selector=f"{MANAGED_BY}={federation}")
             for kind, resource in KIND_RESOURCES.items()}
-        self.tasks = [asyncio.ensure_future(r.run()) for r in self.reflectors.values()]
+        self.pending = Reflector(self.client, path(KINDS[("v1", "Pod")]), on_pending,
+                                 field_selector="status.phase=Pending")
+        self.tasks = [asyncio.ensure_future(r.run())
+                      for r in [*self.reflectors.values(), self.pending]]
         self.limit = asyncio.Semaphore(concurrency)
         self.namespaces: set[str] = set()  # known to exist there
 
@@ -116,6 +130,10 @@ class Propagator:
         self.plans: dict[Key, dict[str, int]] = {}
         self.reported: dict[Key, str] = {}  # last cluster-status written, to write changes only
         self.errors: dict[tuple[str, Key], str] = {}  # last error announced, per member
+        # Learned by overflow: replicas a member can run of a workload, until a deadline.
+        self.capacity: dict[tuple[str, Key], tuple[int, float]] = {}
+        self.recheck: dict[Key, float] = {}  # when overflow may next be decided
+        self.overflowed: set[tuple[str, Key]] = set()  # learned, not yet announced
 
     # wiring ------------------------------------------------------------------------------
     async def _on_plane(self, kind: str, obj: Object) -> None:
@@ -140,6 +158,14 @@ class Propagator:
     async def _on_member(self, kind: str, obj: Object) -> None:
         self.queue.add(_key(obj))
 
+    async def _on_pending(self, kind: str, pod: Object) -> None:
+        """A pending pod changed: the workloads of its namespace may overflow."""
+        namespace = pod["metadata"].get("namespace", "")
+        for workload in WORKLOADS:
+            for ns, name in list(self.plane_views[workload].objects):
+                if ns == namespace:
+                    self.queue.add((workload, ns, name))
+
     def _on_cluster(self, name: str) -> None:
         """A member joined, left, or changed readiness: every object may move."""
         for view in self.plane_views.values():
@@ -151,7 +177,7 @@ class Propagator:
             for name, member in self.registry.members.items():
                 if name not in self.members and member.client is not None:
                     view = _MemberView(member, self.federation, self._on_member,
-                                       self.settings.member_concurrency)
+                                       self._on_pending, self.settings.member_concurrency)
                     self.members[name] = view
                     view.tasks.append(asyncio.ensure_future(self._when_synced(name, view)))
             for name in list(self.members):
@@ -241,7 +267,15 @@ class Propagator:
             if self._writable(cluster):
                 await self._remove_copy(cluster, key)
         await self._report(key, obj, targets, ready, replicas, errors)
-        return 5.0 if errors else None
+        for cluster in ready:
+            if (cluster, key) in self.overflowed:
+                self.overflowed.discard((cluster, key))
+                limit = self.capacity[(cluster, key)][0]
+                await self.recorder.record(obj, "Warning", "Overflow",
+                                           f"cluster {cluster} is full at {limit} replicas "
+                                           "(pods unschedulable there); the rest go elsewhere")
+        delays = [d for d in (5.0 if errors else None, self.recheck.get(key)) if d is not None]
+        return min(delays) if delays else None
 
     @staticmethod
     def _targets(obj: Object, policy: Object | None, joined: dict[str, Any]) -> list[str]:
@@ -272,8 +306,39 @@ class Propagator:
                 copy = self.members[cluster].copy(*key)
                 if copy is not None:
                     current[cluster] = int((copy.get("spec") or {}).get("replicas") or 0)
-        plan = spread(total, prefs.for_clusters(ready), current=current)
+        capacity = self._capacity(key, obj, ready)
+        plan = spread(total, prefs.for_clusters(ready), capacity=capacity, current=current)
         return {c: plan.replicas.get(c, 0) for c in ready}
+
+    def _capacity(self, key: Key, obj: Object, ready: list[str]) -> dict[str, int]:
+        """What each member can run of a workload, as far as overflow has shown."""
+        loop = asyncio.get_running_loop()
+        now = datetime.datetime.now(datetime.UTC)
+        selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        limits = {}
+        self.recheck.pop(key, None)
+        for cluster in ready:
+            view = self.members[cluster]
+            copy = view.copy(*key)
+            learned = self.capacity.get((cluster, key))
+            if learned is not None and learned[1] <= loop.time():
+                del self.capacity[(cluster, key)]
+                learned = None
+            if copy is not None and _settled(copy):
+                found = overflow(view.pending.objects.values(), key[1], selector, now=now,
+                                 threshold=self.settings.unschedulable_after)
+                if found.soonest is not None:
+                    self.recheck[key] = min(self.recheck.get(key, found.soonest), found.soonest)
+                if found.unschedulable:
+                    running = int((copy.get("spec") or {}).get("replicas") or 0)
+                    limit = max(0, running - found.unschedulable)
+                    if learned is None or limit < learned[0]:
+                        learned = (limit, loop.time() + self.settings.capacity_ttl)
+                        self.capacity[(cluster, key)] = learned
+                        self.overflowed.add((cluster, key))
+            if learned is not None:
+                limits[cluster] = learned[0]
+        return limits
 
     async def _sync(self, cluster: str, key: Key, obj: Object, replicas: int | None,
                     patches: list[dict[str, Any]]) -> str | None:

@@ -27,18 +27,19 @@ class Reflector:
     """Mirrors one collection (`url`, e.g. every Cluster) in `objects` and calls `handler`."""
 
     def __init__(self, client: KubeClient, url: str, handler: Handler, *,
-                 label_selector: str | None = None, backoff_max: float = 30.0) -> None:
+                 label_selector: str | None = None, field_selector: str | None = None,
+                 backoff_max: float = 30.0) -> None:
         self.client = client
         self.url = url
         self.handler = handler
-        self.label_selector = label_selector
+        self.selectors = {k: v for k, v in (("labelSelector", label_selector),
+                                            ("fieldSelector", field_selector)) if v}
         self.backoff_max = backoff_max
         self.objects: dict[Key, Object] = {}
         self.synced = asyncio.Event()
 
     async def _list(self) -> str:
-        params = {"labelSelector": self.label_selector} if self.label_selector else {}
-        answer: dict[str, Any] = await self.client.get(self.url, **params)
+        answer: dict[str, Any] = await self.client.get(self.url, **self.selectors)
         kind = str(answer.get("kind", "")).removesuffix("List")
         for item in answer.get("items", []):  # items of a list carry no kind of their own
             item.setdefault("kind", kind)
@@ -64,11 +65,8 @@ class Reflector:
             try:
                 if resource_version is None:
                     resource_version = await self._list()
-                params: dict[str, str] = {}
-                if self.label_selector:
-                    params["labelSelector"] = self.label_selector
                 async for event in self.client.watch(self.url, resource_version=resource_version,
-                                                      extra=params):
+                                                      extra=self.selectors):
                     kind, obj = event["type"], event["object"]
                     resource_version = str(obj["metadata"]["resourceVersion"])
                     if kind == "BOOKMARK":

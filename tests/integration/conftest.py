@@ -55,6 +55,9 @@ def federation(kubeconfig: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def serving(federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     """One `federator serve` that leads and keeps the registry running for the session."""
-    serve = Serve(federation, "session", tmp_path_factory.mktemp("serve") / "serve.log")
+    # Members count as full after 5 s of unschedulable pods (60 s by default), so that the
+    # overflow test does not wait a minute.
+    serve = Serve(federation, "session", tmp_path_factory.mktemp("serve") / "serve.log",
+                  {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5"})
     yield serve
     assert serve.stop() == 0

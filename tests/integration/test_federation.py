@@ -48,7 +48,7 @@ def wait_ready(kubeconfig: Path, cluster: str, status: str) -> dict[str, Any]:
 def events_of(kubeconfig: Path, cluster: str, reason: str) -> list[dict[str, Any]]:
     events = get_json(kubeconfig, "federation", "events", "-n", "default",
                       "--field-selector", f"involvedObject.name={cluster},reason={reason}")
-    return list(events["items"])
+    return sorted(events["items"], key=lambda e: (e["lastTimestamp"], e["metadata"]["name"]))
 
 
 def test_init_twice_changes_nothing(federation: Path) -> None:

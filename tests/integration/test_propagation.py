@@ -58,7 +58,7 @@ def copy_of(kubeconfig: Path, member: str, *args: str) -> Any:
 def events(kubeconfig: Path, name: str, reason: str, namespace: str = "default") -> list[Any]:
     found = get_json(kubeconfig, "federation", "events", "-n", namespace, "--field-selector",
                      f"involvedObject.name={name},reason={reason}")
-    return list(found["items"])
+    return sorted(found["items"], key=lambda e: (e["lastTimestamp"], e["metadata"]["name"]))
 
 
 def running_pods(kubeconfig: Path, member: str, app: str, namespace: str = "default") -> int:
@@ -340,3 +340,36 @@ def test_a_policy_naming_an_unknown_cluster(serving: Serve, federation: Path) ->
         warning[-1]["message"]
     for member in MEMBERS:
         assert copy_of(federation, member, "-n", "team-b", "deployment", "lost") is None
+
+
+def set_pod_room(kubeconfig: Path, member: str, extra: int | None) -> None:
+    """Give each node of a member room for `extra` more pods (None: back to 110)."""
+    pods = get_json(kubeconfig, member, "pods", "-A")["items"]
+    for node in get_json(kubeconfig, member, "nodes")["items"]:
+        name = node["metadata"]["name"]
+        on_node = sum(1 for p in pods if p["spec"].get("nodeName") == name
+                      and p["status"].get("phase") in ("Pending", "Running"))
+        room = "110" if extra is None else str(on_node + extra)
+        kubectl(kubeconfig, member, "patch", "node", name, "--subresource=status",
+                "--type=merge", "-p", json.dumps({"status": {
+                    "allocatable": {"pods": room}, "capacity": {"pods": room}}}))
+
+
+def test_overflow_lands_elsewhere(serving: Serve, federation: Path) -> None:
+    set_pod_room(federation, "member-3", 1)  # two nodes: room for 2 more pods
+    try:
+        prefs = '{"rebalance": true, "clusters": {"member-3": {"weight": 2}, "*": {"weight": 1}}}'
+        apply(federation, WEB.format(name="overflow", namespace="default", preferences=prefs,
+                                     replicas=8))
+        # Asked for 4, member-3 can run 2: after its pods stay unschedulable, the other 2 move.
+        eventually(lambda: [running_pods(federation, m, "overflow") for m in MEMBERS]
+                   == [3, 3, 2], "3, 3 and 2 Running pods", attempts=600)
+        eventually(lambda: get_json(federation, "federation", "deployment", "overflow")
+                   .get("status", {}).get("availableReplicas") == 8, "8 available")
+        overflowed = events(federation, "overflow", "Overflow")
+        assert "cluster member-3 is full at 2 replicas" in overflowed[-1]["message"]
+        scheduled = [e["message"] for e in events(federation, "overflow", "Scheduled")]
+        assert any("member-3=4" in m for m in scheduled)
+        assert "member-1=3, member-2=3, member-3=2" in scheduled[-1]
+    finally:
+        set_pod_room(federation, "member-3", None)
