@@ -55,9 +55,10 @@ def federation(kubeconfig: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def serving(federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     """One `federator serve` that leads and keeps the registry running for the session."""
-    # Members count as full after 5 s of unschedulable pods (60 s by default), so that the
-    # overflow test does not wait a minute.
+    # Members count as full after 5 s of unschedulable pods, and an unreachable member holds
+    # a deletion for 10 s (60 s each by default), so that those tests do not wait minutes.
     serve = Serve(federation, "session", tmp_path_factory.mktemp("serve") / "serve.log",
-                  {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5"})
+                  {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5",
+                   "FEDERATOR_PROPAGATION__DELETION_TIMEOUT": "10"})
     yield serve
     assert serve.stop() == 0

@@ -373,3 +373,26 @@ def test_overflow_lands_elsewhere(serving: Serve, federation: Path) -> None:
         assert "member-1=3, member-2=3, member-3=2" in scheduled[-1]
     finally:
         set_pod_room(federation, "member-3", None)
+
+
+def test_an_unreachable_member_does_not_hold_a_deletion(serving: Serve, federation: Path,
+                                                        lab: Any, lab_spec: Any) -> None:
+    kubectl(federation, "federation", "create", "configmap", "stranded", "--from-literal=a=1")
+    for member in MEMBERS:
+        eventually(lambda m=member: copy_of(federation, m, "configmap", "stranded"),
+                   f"copy in {member}")
+    lab.stop_component("member-3/kube-apiserver")
+    try:
+        kubectl(federation, "federation", "wait", "cluster/member-3", "--timeout=60s",
+                "--for=jsonpath={.status.conditions[0].status}=False")
+        kubectl(federation, "federation", "delete", "configmap", "stranded", "--wait=false")
+        eventually(lambda: kubectl(federation, "federation", "get", "configmap", "stranded",
+                                   check=False).returncode != 0,
+                   "the plane object gone after the deletion timeout")
+        left = events(federation, "stranded", "LeftBehind")
+        assert "left in unreachable cluster(s) member-3" in left[-1]["message"]
+        for member in ("member-1", "member-2"):
+            assert copy_of(federation, member, "configmap", "stranded") is None
+    finally:
+        lab.up(lab_spec)
+    assert copy_of(federation, "member-3", "configmap", "stranded") is not None
