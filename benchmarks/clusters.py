@@ -72,7 +72,7 @@ async def join_all(kubeconfig: Path, names: list[str]) -> tuple[dict[str, float]
 
     async def watch_ready() -> None:
         while len(ready) < len(names):
-            for cluster in (await plane.get(path(CLUSTERS))).get("items", []):
+            for cluster in (await plane.get(path(CLUSTERS))).get("items") or []:
                 name = cluster["metadata"]["name"]
                 conditions = (cluster.get("status") or {}).get("conditions") or []
                 if name not in ready and any(c["type"] == "Ready" and c["status"] == "True"
@@ -99,8 +99,8 @@ async def join_all(kubeconfig: Path, names: list[str]) -> tuple[dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=20)
-    parser.add_argument("--base-port", type=int, default=37400)
-    parser.add_argument("--http-port", type=int, default=37399)
+    parser.add_argument("--base-port", type=int, default=20400)
+    parser.add_argument("--http-port", type=int, default=20399)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="federator-bench-"))
     spec = LabSpec(base_port=args.base_port,

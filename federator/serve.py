@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 
 import structlog
 from aiohttp import web
@@ -61,6 +62,12 @@ def health_app(plane: KubeClient, elector: LeaderElector | None) -> web.Applicat
     return app
 
 
+def _dump_tasks() -> None:
+    """On SIGUSR1: where every task waits, on stderr (for a federator that seems stuck)."""
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=6, file=sys.stderr)
+
+
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT (0), or until leadership is lost (1: restart me)."""
     logs.configure(settings.log.level, settings.log.format)
@@ -92,6 +99,7 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     recorder = EventRecorder(plane, settings.identity)
 
     async def lead() -> None:
@@ -122,6 +130,7 @@ async def serve(settings: Settings) -> int:
         if elector is not None and code == 0:
             await elector.release()
         await runner.cleanup()
+        await recorder.close()
         await plane.close()
         log.info("stopped", exit_code=code)
     return code

@@ -155,7 +155,7 @@ def _address(options: HostOptions, service: Object, nodes: Object) -> str | None
         return None
     if spec.get("type") == "NodePort":
         port = spec["ports"][0].get("nodePort")
-        for node in nodes.get("items", []):
+        for node in nodes.get("items") or []:
             for addr in (node.get("status") or {}).get("addresses") or []:
                 if addr.get("type") in ("ExternalIP", "InternalIP"):
                     return f"https://{addr['address']}:{port}"

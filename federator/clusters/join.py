@@ -198,7 +198,7 @@ async def _with_location(member: KubeClient, request: JoinRequest) -> JoinReques
     """Region and zone not given are taken from the member's nodes, where they all agree."""
     if request.region and request.zone:
         return request
-    nodes = (await member.get(path(NODES))).get("items", [])
+    nodes = (await member.get(path(NODES))).get("items") or []
     found = {}
     for label, given in ((REGION_LABEL, request.region), (ZONE_LABEL, request.zone)):
         values = {(n["metadata"].get("labels") or {}).get(label) for n in nodes}
@@ -219,7 +219,7 @@ async def join(plane: KubeClient, member: KubeClient, request: JoinRequest) -> l
         if not exc.not_found:
             raise
     server = member.server
-    for cluster in (await plane.get(path(CLUSTERS))).get("items", []):
+    for cluster in (await plane.get(path(CLUSTERS))).get("items") or []:
         if cluster["spec"]["server"] == server:
             raise JoinError(f"the server of context {request.context!r} ({server}) is already "
                             f"joined as cluster {cluster['metadata']['name']!r}")
@@ -246,7 +246,7 @@ async def _release(member: KubeClient, federation: str, delete: bool) -> int:
     selector = f"{MANAGED_BY}={federation}"
     count = 0
     for resource in PROPAGATED:
-        items = (await member.get(path(resource), labelSelector=selector)).get("items", [])
+        items = (await member.get(path(resource), labelSelector=selector)).get("items") or []
         for item in items:
             meta = item["metadata"]
             if meta.get("namespace") == FEDERATION_NAMESPACE or (

@@ -206,7 +206,7 @@ class Registry:
         assert member.client is not None
         try:
             version = (await member.client.get("/version")).get("gitVersion")
-            nodes = (await member.client.get(path(NODES))).get("items", [])
+            nodes = (await member.client.get(path(NODES))).get("items") or []
         except KubeError as exc:
             log.info("member details not read", cluster=member.name, error=str(exc))
             return False

@@ -6,7 +6,6 @@ through a finalizer so that member copies are removed (or released) first."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 from dataclasses import dataclass
@@ -51,6 +50,15 @@ POLICIES = KINDS[("federator.io/v1alpha1", "FederationPolicy")]
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What writing one member's copy came to: an error to report, or an action done
+    (reason, what was done, cluster), or neither (it was right already)."""
+
+    error: str | None = None
+    action: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
 class PropagationSettings:
     workers: int = 16
     member_concurrency: int = 16
@@ -79,28 +87,39 @@ def _url(kind: str, namespace: str, name: str | None = None) -> str:
 class _MemberView:
     """federator's copies in one member, watched; and what was last applied there."""
 
-    def __init__(self, member: Member, federation: str, on_change: Any, on_pending: Any,
-                 concurrency: int) -> None:
+    def __init__(self, member: Member, federation: str, on_change: Any, on_name: Any,
+                 on_pending: Any, concurrency: int) -> None:
         assert member.client is not None
         self.client: KubeClient = member.client
         self.reflectors = {
             kind: Reflector(self.client, path(resource), on_change,
                             label_selector=f"{MANAGED_BY}={federation}")
             for kind, resource in KIND_RESOURCES.items()}
+        # Every object of those kinds there, metadata only: who else owns a name.
+        self.names = {kind: Reflector(self.client, path(resource), on_name, metadata_only=True)
+                      for kind, resource in KIND_RESOURCES.items()}
         self.pending = Reflector(self.client, path(KINDS[("v1", "Pod")]), on_pending,
                                  field_selector="status.phase=Pending")
-        self.tasks = [asyncio.ensure_future(r.run())
-                      for r in [*self.reflectors.values(), self.pending]]
+        self.tasks = [asyncio.ensure_future(r.run()) for r in
+                      [*self.reflectors.values(), *self.names.values(), self.pending]]
         self.limit = asyncio.Semaphore(concurrency)
         self.namespaces: set[str] = set()  # known to exist there
 
     @property
     def synced(self) -> bool:
-        """Whether every copy there has been listed once (until then nothing is written)."""
-        return all(r.synced.is_set() for r in self.reflectors.values())
+        """Whether every copy and name there has been listed once (until then nothing is
+        written)."""
+        return all(r.synced.is_set() for r in [*self.reflectors.values(), *self.names.values()])
 
     async def wait_synced(self) -> None:
-        await asyncio.gather(*(r.synced.wait() for r in self.reflectors.values()))
+        await asyncio.gather(*(r.synced.wait()
+                               for r in [*self.reflectors.values(), *self.names.values()]))
+
+    def remember(self, obj: Object) -> None:
+        """What was just written, before its watch event arrives."""
+        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        self.reflectors[obj["kind"]].objects[key] = obj
+        self.names[obj["kind"]].objects[key] = obj
 
     def copy(self, kind: str, namespace: str, name: str) -> Object | None:
         return self.reflectors[kind].objects.get((namespace, name))
@@ -128,7 +147,7 @@ class Propagator:
         self.orphaned: set[Key] = set()
         self.applied: dict[tuple[str, Key], str] = {}  # what was last written, per member
         self.plans: dict[Key, dict[str, int]] = {}
-        self.reported: dict[Key, str] = {}  # last cluster-status written, to write changes only
+        self.reported: dict[Key, str] = {}  # the placement problem last announced
         self.errors: dict[tuple[str, Key], str] = {}  # last error announced, per member
         # Learned by overflow: replicas a member can run of a workload, until a deadline.
         self.capacity: dict[tuple[str, Key], tuple[int, float]] = {}
@@ -158,6 +177,14 @@ class Propagator:
     async def _on_member(self, kind: str, obj: Object) -> None:
         self.queue.add(_key(obj))
 
+    async def _on_name(self, kind: str, obj: Object) -> None:
+        """Someone else's object went away: a plane object of that name may now go there."""
+        if kind == "DELETED":
+            meta = obj["metadata"]
+            for plane_kind, view in self.plane_views.items():
+                if (meta.get("namespace", ""), meta["name"]) in view.objects:
+                    self.queue.add((plane_kind, meta.get("namespace", ""), meta["name"]))
+
     async def _on_pending(self, kind: str, pod: Object) -> None:
         """A pending pod changed: the workloads of its namespace may overflow."""
         namespace = pod["metadata"].get("namespace", "")
@@ -177,7 +204,8 @@ class Propagator:
             for name, member in self.registry.members.items():
                 if name not in self.members and member.client is not None:
                     view = _MemberView(member, self.federation, self._on_member,
-                                       self._on_pending, self.settings.member_concurrency)
+                                       self._on_name, self._on_pending,
+                                       self.settings.member_concurrency)
                     self.members[name] = view
                     view.tasks.append(asyncio.ensure_future(self._when_synced(name, view)))
             for name in list(self.members):
@@ -188,6 +216,7 @@ class Propagator:
 
     async def _when_synced(self, name: str, view: _MemberView) -> None:
         await view.wait_synced()
+        log.info("member copies listed", cluster=name)
         self._on_cluster(name)
 
     def _writable(self, cluster: str) -> bool:
@@ -244,8 +273,11 @@ class Propagator:
         if meta.get("deletionTimestamp"):
             return await self._delete(key, obj)
         if FINALIZER not in (meta.get("finalizers") or []):
-            await self._set_finalizers(obj, [*(meta.get("finalizers") or []), FINALIZER])
-            return None  # the update comes back through the watch
+            patched = await self._set_finalizers(obj, [*(meta.get("finalizers") or []),
+                                                       FINALIZER])
+            if patched is None:
+                return None  # changed meanwhile: the watch brings it back
+            obj = patched
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
         policy = policy_rules.governing(self.policies.objects.values(), obj)
@@ -257,12 +289,14 @@ class Propagator:
         except (PlacementError, PreferencesError) as exc:
             await self._invalid(key, obj, str(exc))
             return None
+        self.reported.pop(key, None)  # valid (again): a later problem is announced anew
         ready = [c for c in targets if self._writable(c)]
         outcomes = await asyncio.gather(
             *(self._sync(c, key, obj, replicas.get(c) if replicas else None,
                          policy_rules.overrides(policy, c, joined[c]) if policy else [])
               for c in ready))
-        errors = {c: e for c, e in zip(ready, outcomes, strict=True) if e}
+        errors = {c: o.error for c, o in zip(ready, outcomes, strict=True) if o.error}
+        await self._announce(key, obj, [o.action for o in outcomes if o.action])
         for cluster in sorted(set(self.members) - set(targets)):
             if self._writable(cluster):
                 await self._remove_copy(cluster, key)
@@ -341,56 +375,59 @@ class Propagator:
         return limits
 
     async def _sync(self, cluster: str, key: Key, obj: Object, replicas: int | None,
-                    patches: list[dict[str, Any]]) -> str | None:
-        """Write one member's copy if it differs; an error to report, or None."""
+                    patches: list[dict[str, Any]]) -> Outcome:
+        """Write one member's copy if it differs."""
         view = self.members[cluster]
         desired = member_copy(obj, federation=self.federation, replicas=replicas)
         if patches:
             try:
                 desired = apply_patch(desired, patches)
             except PatchError as exc:
-                return f"override not applied, nothing written: {exc}"
+                return Outcome(error=f"override not applied, nothing written: {exc}")
         kind, namespace, name = key
         copy = view.copy(*key)
+        other = None
         fingerprint = json.dumps(desired, sort_keys=True)
         changed = difference(copy, desired) if copy is not None else None
         if copy is not None and changed is None:
             self.applied[(cluster, key)] = fingerprint
-            return None
+            return Outcome()
         async with view.limit:
             try:
                 if copy is None:
-                    try:
-                        existing = await view.client.get(_url(kind, namespace, name))
-                    except KubeError as exc:
-                        if not exc.not_found:
-                            raise
-                        existing = None
-                    if existing is not None and not managed_by(existing, self.federation):
+                    other = view.names[kind].objects.get((namespace, name))
+                    if other is not None and not managed_by(other, self.federation):
                         annotations = obj["metadata"].get("annotations") or {}
                         if annotations.get(ADOPT_ANNOTATION) != "true":
-                            return (f"a {kind} {name} that federator does not manage exists "
-                                    f"there; it is left alone (annotate the plane object "
-                                    f"{ADOPT_ANNOTATION}=true to adopt it)")
+                            return Outcome(error=self._clash(kind, name))
                     if namespace and namespace not in view.namespaces:
                         await self._ensure_namespace(view, namespace)
-                await view.client.apply(_url(kind, namespace, name), desired)
+                # A first write does not force: should an object of that name have appeared
+                # meanwhile, its owner's fields make it fail (409) instead of being taken.
+                written = await view.client.apply(_url(kind, namespace, name), desired,
+                                                  force=copy is not None or other is not None)
             except KubeError as exc:
-                return f"{exc.reason}: {exc.message}"[:300]
+                if exc.conflict and copy is None:
+                    return Outcome(error=self._clash(kind, name))
+                return Outcome(error=f"{exc.reason}: {exc.message}"[:300])
+        written.setdefault("kind", kind)
+        written.setdefault("apiVersion", obj["apiVersion"])
+        view.remember(written)
         previous = self.applied.get((cluster, key))
         self.applied[(cluster, key)] = fingerprint
-        what = f"{kind} {name} in cluster {cluster}"
         if copy is None and previous is None:
-            reason, message = "CreatedInCluster", f"created {what}"
-        elif copy is None:
-            reason, message = "DriftCorrected", f"recreated {what}, deleted there"
-        elif previous == fingerprint:
-            reason, message = "DriftCorrected", f"restored {changed} of {what}, changed there"
-        else:
-            reason, message = "UpdatedInCluster", f"updated {changed} of {what}"
-        log.info(message, cluster=cluster, kind=kind, namespace=namespace, object=name)
-        await self.recorder.record(obj, "Normal", reason, message)
-        return None
+            return Outcome(action=("CreatedInCluster", "created", cluster))
+        if copy is None:
+            return Outcome(action=("DriftCorrected", "recreated (deleted there)", cluster))
+        if previous == fingerprint:
+            return Outcome(action=("DriftCorrected", f"restored {changed} (changed there)",
+                                   cluster))
+        return Outcome(action=("UpdatedInCluster", f"updated {changed}", cluster))
+
+    @staticmethod
+    def _clash(kind: str, name: str) -> str:
+        return (f"a {kind} {name} that federator does not manage exists there; it is left "
+                f"alone (annotate the plane object {ADOPT_ANNOTATION}=true to adopt it)")
 
     async def _ensure_namespace(self, view: _MemberView, namespace: str) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace",
@@ -410,6 +447,18 @@ class Propagator:
         self.applied.pop((cluster, key), None)
 
     # status, events ----------------------------------------------------------------------
+    async def _announce(self, key: Key, obj: Object,
+                        actions: list[tuple[str, str, str]]) -> None:
+        """One event per kind of action, naming every cluster it was done in."""
+        by_reason: dict[tuple[str, str], list[str]] = {}
+        for reason, what, cluster in actions:
+            by_reason.setdefault((reason, what), []).append(cluster)
+        for (reason, what), clusters in sorted(by_reason.items()):
+            message = (f"{what} {key[0]} {key[2]} in cluster{'s' if len(clusters) > 1 else ''}"
+                       f" {', '.join(sorted(clusters))}")
+            log.info(message, kind=key[0], namespace=key[1], object=key[2])
+            await self.recorder.record(obj, "Normal", reason, message)
+
     async def _report(self, key: Key, obj: Object, targets: list[str], ready: list[str],
                       replicas: dict[str, int] | None, errors: dict[str, str]) -> None:
         kind, namespace, name = key
@@ -432,17 +481,18 @@ class Propagator:
                                      errors.get(c)) for c in ready}
             status, breakdown = aggregate(obj, states)
         else:
-            breakdown = {c: ({"error": errors[c]} if c in errors else {"synced": True})
-                         for c in ready}
+            breakdown = {c: {"error": e} for c, e in errors.items()}
         for cluster in targets:
             if cluster not in ready:
                 breakdown[cluster] = {"error": "cluster not ready"}
-        annotation = json.dumps(breakdown, sort_keys=True, separators=(",", ":"))
+        # Workloads always carry their breakdown; other kinds only while something is wrong.
+        annotation: str | None = json.dumps(breakdown, sort_keys=True, separators=(",", ":"))
+        if kind not in WORKLOADS and not breakdown:
+            annotation = None
         current = (obj["metadata"].get("annotations") or {}).get(CLUSTER_STATUS)
-        if annotation != current and self.reported.get(key) != annotation:
+        if annotation != current and (annotation is not None or current is not None):
             await self.plane.merge_patch(_url(*key), {"metadata": {"annotations": {
                 CLUSTER_STATUS: annotation}}})
-            self.reported[key] = annotation
         if status is not None and not contains(obj.get("status") or {}, status):
             await self.plane.merge_patch(
                 path(KIND_RESOURCES[kind], namespace=namespace, name=name,
@@ -502,8 +552,16 @@ class Propagator:
         age = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - since
         return age.total_seconds() > self.settings.deletion_timeout
 
-    async def _set_finalizers(self, obj: Object, finalizers: list[str]) -> None:
+    async def _set_finalizers(self, obj: Object, finalizers: list[str]) -> Object | None:
+        """The object with these finalizers, or None if it changed meanwhile (409)."""
         meta = obj["metadata"]
-        with contextlib.suppress(KubeError):  # a conflict: the next event brings it back
-            await self.plane.merge_patch(_url(*_key(obj)), {"metadata": {
+        try:
+            patched: Object = await self.plane.merge_patch(_url(*_key(obj)), {"metadata": {
                 "finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}})
+        except KubeError as exc:
+            if exc.conflict or exc.not_found:
+                return None
+            raise
+        patched.setdefault("kind", obj["kind"])
+        patched.setdefault("apiVersion", obj["apiVersion"])
+        return patched

@@ -73,10 +73,12 @@ class KubeClient:
 
     async def request(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
                       body: Any = None, content_type: str = "application/json",
-                      timeout: float | None = None) -> Any:
+                      timeout: float | None = None, accept: str | None = None) -> Any:
         """Send one request; the decoded JSON answer, or KubeError."""
         data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else None
+        headers = {"Content-Type": content_type} if data is not None else {}
+        if accept:
+            headers["Accept"] = accept
         try:
             async with self._open().request(
                 method, url, params=params, data=data, headers=headers,
@@ -93,8 +95,8 @@ class KubeClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise Unreachable(_describe(exc, self.server)) from exc
 
-    async def get(self, url: str, **params: str) -> Any:
-        return await self.request("GET", url, params=params or None)
+    async def get(self, url: str, *, accept: str | None = None, **params: str) -> Any:
+        return await self.request("GET", url, params=params or None, accept=accept)
 
     async def create(self, url: str, obj: Object) -> Any:
         return await self.request("POST", url, body=obj)
@@ -103,7 +105,7 @@ class KubeClient:
         return await self.request("PUT", url, body=obj)
 
     async def apply(self, url: str, obj: Object, *, force: bool = True,
-                    dry_run: bool = False) -> Any:
+                    dry_run: bool = False) -> Any:  # force=False: 409 on others' fields
         """Server-side apply with field manager `federator` (validated only, with dry_run)."""
         params = {"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"}
         if dry_run:
@@ -126,7 +128,8 @@ class KubeClient:
             raise
 
     async def watch(self, url: str, *, resource_version: str, timeout_seconds: int = 300,
-                    extra: Mapping[str, str] | None = None) -> AsyncIterator[Object]:
+                    extra: Mapping[str, str] | None = None,
+                    accept: str | None = None) -> AsyncIterator[Object]:
         """The events of one watch request, until the server ends it. An ERROR event with a
         410 Status is raised as KubeError(410) so that the caller lists again."""
         params = {"watch": "true", "resourceVersion": resource_version,
@@ -134,7 +137,7 @@ class KubeClient:
                   **(extra or {})}
         try:
             async with self._open().get(
-                url, params=params,
+                url, params=params, headers={"Accept": accept} if accept else None,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
                                               sock_read=timeout_seconds + 30),
             ) as response:

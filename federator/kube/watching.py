@@ -15,6 +15,9 @@ from federator.kube.client import KubeClient, KubeError, Object
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[str, Object], Awaitable[None]]  # ("ADDED" | "MODIFIED" | "DELETED", obj)
+# Lists and watches of metadata only (names, labels, annotations): far less to hold.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 Key = tuple[str, str]
 
 
@@ -28,8 +31,9 @@ class Reflector:
 
     def __init__(self, client: KubeClient, url: str, handler: Handler, *,
                  label_selector: str | None = None, field_selector: str | None = None,
-                 backoff_max: float = 30.0) -> None:
+                 metadata_only: bool = False, backoff_max: float = 30.0) -> None:
         self.client = client
+        self.metadata_only = metadata_only
         self.url = url
         self.handler = handler
         self.selectors = {k: v for k, v in (("labelSelector", label_selector),
@@ -39,12 +43,13 @@ class Reflector:
         self.synced = asyncio.Event()
 
     async def _list(self) -> str:
-        answer: dict[str, Any] = await self.client.get(self.url, **self.selectors)
+        answer: dict[str, Any] = await self.client.get(
+            self.url, accept=METADATA_LIST if self.metadata_only else None, **self.selectors)
         kind = str(answer.get("kind", "")).removesuffix("List")
-        for item in answer.get("items", []):  # items of a list carry no kind of their own
+        for item in answer.get("items") or []:  # items of a list carry no kind of their own
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", answer.get("apiVersion"))
-        fresh = {_key(item): item for item in answer.get("items", [])}
+        fresh = {_key(item): item for item in answer.get("items") or []}
         for key in list(self.objects):
             if key not in fresh:
                 await self.handler("DELETED", self.objects.pop(key))
@@ -65,8 +70,9 @@ class Reflector:
             try:
                 if resource_version is None:
                     resource_version = await self._list()
-                async for event in self.client.watch(self.url, resource_version=resource_version,
-                                                      extra=self.selectors):
+                async for event in self.client.watch(
+                        self.url, resource_version=resource_version, extra=self.selectors,
+                        accept=METADATA if self.metadata_only else None):
                     kind, obj = event["type"], event["object"]
                     resource_version = str(obj["metadata"]["resourceVersion"])
                     if kind == "BOOKMARK":
@@ -83,5 +89,11 @@ class Reflector:
                     continue
                 log.warning("watch failed", url=self.url, server=self.client.server,
                             error=str(exc), retry_in=round(delay, 1))
-                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
-                delay = min(delay * 2, self.backoff_max)
+            except Exception:  # a mirror must not die quietly: say why, start over
+                log.exception("list or watch broke", url=self.url, server=self.client.server,
+                              retry_in=round(delay, 1))
+                resource_version = None
+            else:
+                continue
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
+            delay = min(delay * 2, self.backoff_max)

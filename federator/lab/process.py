@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from federator.lab import layout
 from federator.lab.errors import LabError
@@ -139,7 +140,11 @@ class ProcessLab:
             raise LabError("state", f"{self.paths.state} is damaged ({exc}); "
                            "stop the lab's processes by hand and remove the directory") from exc
         records = {name: ProcessRecord(**rec) for name, rec in data["processes"].items()}
-        return LabSpec.model_validate(data["spec"]), records
+        try:
+            return LabSpec.model_validate(data["spec"]), records
+        except ValidationError:
+            # Recorded by another version of federator: its processes can still be stopped.
+            return None, records
 
     def _save(self, spec: LabSpec, records: dict[str, ProcessRecord]) -> None:
         self.paths.root.mkdir(parents=True, exist_ok=True)

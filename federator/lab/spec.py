@@ -81,7 +81,8 @@ class LabSpec(BaseModel):
 
     provider: Provider = "process"
     k8s_version: str = DEFAULT_K8S_VERSION
-    base_port: int = Field(default=DEFAULT_BASE_PORT, ge=1024, le=65535 - 1000)
+    # Below Linux's ephemeral range (32768+), where outgoing connections take their ports.
+    base_port: int = Field(default=DEFAULT_BASE_PORT, ge=1024, le=32767 - 100)
     members: tuple[MemberSpec, ...]
 
     @field_validator("k8s_version")
