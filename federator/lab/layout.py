@@ -153,7 +153,11 @@ def controller_manager(spec: LabSpec, paths: LabPaths, binaries: Binaries,
         argv += (f"--controllers={LIGHT_CONTROLLERS}",)
     else:
         argv += (f"--cluster-signing-cert-file={_pki(paths, 'ca.crt')}",
-                 f"--cluster-signing-key-file={_pki(paths, 'ca.key')}")
+                 f"--cluster-signing-key-file={_pki(paths, 'ca.key')}",
+                 # kwok renews node leases only while the apiserver answers; after a member's
+                 # apiserver was stopped (as failover tests do), its nodes would be marked
+                 # NotReady and kwok never makes their pods Ready again.
+                 "--node-monitor-grace-period=10m")
     return Component(f"{cluster}/kube-controller-manager", cluster, argv,
                      Health(f"https://127.0.0.1:{port}/healthz", tls=True), (port,), stage=2)
 
