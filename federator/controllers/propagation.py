@@ -153,6 +153,9 @@ class Propagator:
         self.capacity: dict[tuple[str, Key], tuple[int, float]] = {}
         self.recheck: dict[Key, float] = {}  # when overflow may next be decided
         self.overflowed: set[tuple[str, Key]] = set()  # learned, not yet announced
+        # Config objects made right, and what that depended on (see _signature).
+        self.settled: dict[Key, tuple[Any, ...]] = {}
+        self.epoch = 0  # moves when clusters or policies change
 
     # wiring ------------------------------------------------------------------------------
     async def _on_plane(self, kind: str, obj: Object) -> None:
@@ -163,12 +166,14 @@ class Propagator:
         if kind == "DELETED":
             self.plans.pop(key, None)
             self.reported.pop(key, None)
+            self.settled.pop(key, None)
             return
         self.queue.add(key)
 
     async def _on_policy(self, kind: str, policy: Object) -> None:
         """A policy changed: every object of its namespace may be governed differently."""
         namespace = policy["metadata"].get("namespace")
+        self.epoch += 1
         for view in self.plane_views.values():
             for obj in view.objects.values():
                 if policy_rules.policy_namespace(obj) == namespace:
@@ -195,6 +200,7 @@ class Propagator:
 
     def _on_cluster(self, name: str) -> None:
         """A member joined, left, or changed readiness: every object may move."""
+        self.epoch += 1
         for view in self.plane_views.values():
             for obj in view.objects.values():
                 self.queue.add(_key(obj))
@@ -278,6 +284,9 @@ class Propagator:
             if patched is None:
                 return None  # changed meanwhile: the watch brings it back
             obj = patched
+        settled = kind not in WORKLOADS and self.settled.get(key) == self._signature(key, obj)
+        if settled:
+            return None  # nothing it depends on changed since it was last made right
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
         policy = policy_rules.governing(self.policies.objects.values(), obj)
@@ -308,8 +317,20 @@ class Propagator:
                 await self.recorder.record(obj, "Warning", "Overflow",
                                            f"cluster {cluster} is full at {limit} replicas "
                                            "(pods unschedulable there); the rest go elsewhere")
+        if kind not in WORKLOADS and not errors:
+            self.settled[key] = self._signature(key, obj)
         delays = [d for d in (5.0 if errors else None, self.recheck.get(key)) if d is not None]
         return min(delays) if delays else None
+
+    def _signature(self, key: Key, obj: Object) -> tuple[Any, ...]:
+        """What reconciling a config object depends on: its version, its copies' versions,
+        which members are writable, and the epoch of clusters and policies."""
+        copies = []
+        for cluster, view in sorted(self.members.items()):
+            copy = view.copy(*key)
+            copies.append((cluster, self._writable(cluster),
+                           copy["metadata"].get("resourceVersion") if copy else None))
+        return (obj["metadata"].get("resourceVersion"), self.epoch, tuple(copies))
 
     @staticmethod
     def _targets(obj: Object, policy: Object | None, joined: dict[str, Any]) -> list[str]:
