@@ -225,6 +225,13 @@ class Propagator:
         log.info("member copies listed", cluster=name)
         self._on_cluster(name)
 
+    def _listing(self, cluster: str) -> bool:
+        """Ready, but its copies not listed yet (right after federator starts)."""
+        member = self.registry.members.get(cluster)
+        view = self.members.get(cluster)
+        return (member is not None and member.ready and member.client is not None
+                and (view is None or not view.synced))
+
     def _writable(self, cluster: str) -> bool:
         """Ready, and its copies known: what reconcile may write to."""
         view = self.members.get(cluster)
@@ -299,6 +306,8 @@ class Propagator:
             await self._invalid(key, obj, str(exc))
             return None
         self.reported.pop(key, None)  # valid (again): a later problem is announced anew
+        if any(self._listing(c) for c in targets):
+            return None  # a Ready member's copies are still being listed: it comes back then
         ready = [c for c in targets if self._writable(c)]
         outcomes = await asyncio.gather(
             *(self._sync(c, key, obj, replicas.get(c) if replicas else None,

@@ -83,7 +83,7 @@ def test_weighted_deployment_runs_two_and_one(serving: Serve, federation: Path) 
     assert {c: b["desired"] for c, b in breakdown.items()} == {
         "member-1": 2, "member-2": 1, "member-3": 0}
     scheduled = events(federation, "weighted", "Scheduled")
-    assert "member-1=2, member-2=1, member-3=0" in scheduled[-1]["message"]
+    assert any("member-1=2, member-2=1, member-3=0" in e["message"] for e in scheduled)
 
 
 def test_config_objects_reach_every_member(serving: Serve, federation: Path) -> None:
@@ -236,7 +236,7 @@ def test_failover_moves_replicas_and_brings_them_back(serving: Serve, federation
                    == [3, 3], "3 Running pods in member-2 and member-3")
         eventually(lambda: get_json(federation, "federation", "deployment", "failover")
                    .get("status", {}).get("availableReplicas") == 6,
-                   "full availability in the plane")
+                   "full availability in the plane", attempts=600)
         scheduled = events(federation, "failover", "Scheduled")
         assert any("member-2=3, member-3=3" in e["message"] for e in scheduled)
     finally:
