@@ -33,22 +33,14 @@ integration: build
 test: lint typecheck build
 	$(BIN)/pytest
 
-# The lab (plane + 3 members) and a workload running in each member. It stays up for you to
-# explore; `make demo-down` stops it.
+# The lab (plane + 3 members), federator serving it, and a Deployment spread 2:1:1 over the
+# members. It stays up for you to explore; `make demo-down` stops it.
 demo: build
-	$(LAB) up
-	@eval "$$($(LAB) env)"; for c in member-1 member-2 member-3; do \
-	  kubectl --context $$c create deployment hello --image=registry.k8s.io/pause:3.10 \
-	    --replicas=2 --dry-run=client -o yaml | kubectl --context $$c apply -f - >/dev/null && \
-	  kubectl --context $$c rollout status deployment/hello --timeout=120s; done; \
-	for c in plane member-1 member-2 member-3; do echo "== $$c"; \
-	  kubectl --context $$c get nodes -L topology.kubernetes.io/region,topology.kubernetes.io/zone; \
-	done; for c in member-1 member-2 member-3; do echo "== pods in $$c"; \
-	  kubectl --context $$c get pods -o wide; done
-	$(LAB) status
-	@echo; echo "The lab is up. Use it with:  eval \"\$$($(LAB) env)\"   Stop it: make demo-down"
+	deploy/demo.sh
 
 demo-down: setup
+	@dir=$$(dirname "$$($(LAB) env | sed 's/^export KUBECONFIG=//')" 2>/dev/null); \
+	if [ -f "$$dir/serve.pid" ]; then kill "$$(cat $$dir/serve.pid)" 2>/dev/null || true; fi
 	$(LAB) down
 
 clean:

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make demo`: a lab (plane + 3 members), federator in it, and one federated Deployment
+# spread 2:1:1 over the members. federator keeps running; `make demo-down` stops all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fed=.venv/bin/federator
+$fed lab up
+eval "$($fed lab env)"
+lab_dir=$(dirname "$KUBECONFIG")
+$fed init --dns-zone-name example.com | tail -n 1
+for member in member-1 member-2 member-3; do
+  $fed join "$member" 2>/dev/null || echo "cluster/$member: already joined"
+done
+if ! { [ -f "$lab_dir/serve.pid" ] && kill -0 "$(cat "$lab_dir/serve.pid")" 2>/dev/null; }; then
+  $fed serve --http-port 17399 --log-format console >"$lab_dir/serve.log" 2>&1 &
+  echo $! >"$lab_dir/serve.pid"
+  echo "federator serve started (pid $(cat "$lab_dir/serve.pid"), log $lab_dir/serve.log)"
+fi
+kubectl --context federation wait --for=jsonpath='{.status.conditions[0].status}'=True \
+  clusters --all --timeout=60s >/dev/null
+kubectl --context federation get clusters
+kubectl --context federation apply -f - <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hello
+  namespace: default
+  annotations:
+    federation.kubernetes.io/deployment-preferences: >-
+      {"rebalance": true, "clusters": {"member-1": {"weight": 2}, "*": {"weight": 1}}}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers: [{name: hello, image: registry.k8s.io/pause:3.10}]
+YAML
+kubectl --context federation rollout status deployment/hello --timeout=180s
+kubectl --context federation get deployment hello
+for member in member-1 member-2 member-3; do
+  echo "== pods of hello in $member"
+  kubectl --context "$member" get pods -l app=hello -o wide
+done
+echo
+echo "Use it:  eval \"\$($fed lab env)\"; kubectl --context federation get deploy,clusters"
+echo "Stop it: make demo-down"
