@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.api_client import ApiClient
 
+from benchmarks.clusters import start_serve
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
 
@@ -204,19 +204,7 @@ def main() -> None:
         for argv in (["init"], *(["join", m] for m in MEMBERS)):
             subprocess.run([sys.executable, "-m", "federator", *argv], env=env, check=True,
                            capture_output=True)
-        with (root / "serve.log").open("wb") as log:
-            serve = subprocess.Popen([sys.executable, "-m", "federator", "serve",
-                                      "--http-port", str(args.http_port)], env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{args.http_port}/readyz"
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(url, timeout=2) as reply:
-                    if b"leader" in reply.read():
-                        break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        serve = start_serve(kubeconfig, args.http_port, root / "serve.log")
         time.sleep(3)  # members probed Ready
         asyncio.run(measure(kubeconfig, args.configmaps, args.deployments))
     finally:

@@ -85,9 +85,6 @@ class Registry:
         # Called with a member's name when it joins, leaves, or its readiness changes.
         self.listeners: list[Callable[[str], None]] = []
 
-    def ready_members(self) -> list[Member]:
-        return [m for m in self.members.values() if m.ready]
-
     def _notify(self, name: str) -> None:
         for listener in self.listeners:
             listener(name)

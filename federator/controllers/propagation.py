@@ -291,8 +291,7 @@ class Propagator:
             if patched is None:
                 return None  # changed meanwhile: the watch brings it back
             obj = patched
-        settled = kind not in WORKLOADS and self.settled.get(key) == self._signature(key, obj)
-        if settled:
+        if kind not in WORKLOADS and self.settled.get(key) == self._signature(key, obj):
             return None  # nothing it depends on changed since it was last made right
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
@@ -301,14 +300,14 @@ class Propagator:
             if policy is not None:
                 policy_rules.check_names(policy, joined)
             targets = self._targets(obj, policy, joined)
-            replicas = self._replicas(key, obj, policy, targets, joined)
+            ready = [c for c in targets if self._writable(c)]
+            replicas = self._replicas(key, obj, policy, ready, joined)
         except (PlacementError, PreferencesError) as exc:
             await self._invalid(key, obj, str(exc))
             return None
         self.reported.pop(key, None)  # valid (again): a later problem is announced anew
         if any(self._listing(c) for c in targets):
             return None  # a Ready member's copies are still being listed: it comes back then
-        ready = [c for c in targets if self._writable(c)]
         outcomes = await asyncio.gather(
             *(self._sync(c, key, obj, replicas.get(c) if replicas else None,
                          policy_rules.overrides(policy, c, joined[c]) if policy else [])
@@ -350,8 +349,9 @@ class Propagator:
             return policy_rules.placement(policy, joined)
         return propagation.placement(obj, joined)
 
-    def _replicas(self, key: Key, obj: Object, policy: Object | None, targets: list[str],
+    def _replicas(self, key: Key, obj: Object, policy: Object | None, ready: list[str],
                   joined: dict[str, Any]) -> dict[str, int] | None:
+        """Replicas per writable target of a workload (None for other kinds)."""
         if obj["kind"] not in WORKLOADS:
             return None
         prefs = (preferences.of_object(obj)
@@ -361,7 +361,6 @@ class Propagator:
         if unknown:
             raise PreferencesError(f"preferences name clusters that are not joined: "
                                    f"{', '.join(unknown)}")
-        ready = [c for c in targets if self._writable(c)]
         total = int((obj.get("spec") or {}).get("replicas", 1))
         current = None
         if not prefs.rebalance:

@@ -11,7 +11,6 @@ PLANE_UID = "federator.io/plane-uid"  # annotation: uid of the plane object a co
 CLUSTER_LABEL = "federator.io/cluster"  # label on a member's credentials Secret in the plane
 REGION_LABEL = "topology.kubernetes.io/region"  # on nodes
 ZONE_LABEL = "topology.kubernetes.io/zone"
-MEMBER_SERVICE_ACCOUNT = "federator"
 MEMBER_TOKEN_SECRET = "federator-token"  # noqa: S105 (a name, not a secret)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -358,10 +358,6 @@ class ProcessLab:
                 resident_bytes(record.pid) if record and running else 0))
         return result
 
-    def contexts(self) -> list[str]:
-        spec, _ = self.load()
-        return spec.cluster_names if spec else []
-
 
 def _placeholder_binaries() -> Binaries:
     """Binaries for laying out a running lab where only names, ports and health matter."""

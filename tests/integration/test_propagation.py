@@ -234,9 +234,19 @@ def test_failover_moves_replicas_and_brings_them_back(serving: Serve, federation
     try:
         eventually(lambda: [running_pods(federation, m, "failover") for m in MEMBERS[1:]]
                    == [3, 3], "3 Running pods in member-2 and member-3")
-        eventually(lambda: get_json(federation, "federation", "deployment", "failover")
-                   .get("status", {}).get("availableReplicas") == 6,
-                   "full availability in the plane", attempts=600)
+        try:
+            eventually(lambda: get_json(federation, "federation", "deployment", "failover")
+                       .get("status", {}).get("availableReplicas") == 6,
+                       "full availability in the plane", attempts=600)
+        except AssertionError:
+            plane = get_json(federation, "federation", "deployment", "failover")
+            print("plane:", plane["metadata"].get("annotations"), plane.get("status"))
+            for member in MEMBERS[1:]:
+                copy = copy_of(federation, member, "deployment", "failover")
+                print(member, copy["metadata"].get("annotations"), copy.get("status"))
+                print(kubectl(federation, member, "get", "pods", "-l", "app=failover",
+                              "-o", "wide").stdout)
+            raise
         scheduled = events(federation, "failover", "Scheduled")
         assert any("member-2=3, member-3=3" in e["message"] for e in scheduled)
     finally:
