@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.api_client import ApiClient
 
 from benchmarks.clusters import start_serve
+from federator.kube.client import KubeClient
+from federator.kube.kubeconfig import load_credentials
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
 
@@ -93,25 +96,24 @@ async def direct(apis: dict[str, ApiClient], items: list[dict[str, Any]]
 
 
 class Arrivals:
-    """When each object was first seen in each member; `complete` once all are everywhere."""
+    """When each object was first seen in each member; a waiter per object until it is in
+    all of them."""
 
-    def __init__(self, expected: set[str], members: int) -> None:
-        self.times: dict[str, list[float]] = {}
-        self.expected = expected  # what members make of their own (kube-root-ca.crt) is not
-        self.total = len(expected)
+    def __init__(self, members: int) -> None:
         self.members = members
-        self.everywhere = 0
-        self.complete = asyncio.Event()
+        self.times: dict[str, list[float]] = {}
+        self.everywhere: dict[str, asyncio.Event] = {}
+
+    def expect(self, key: str) -> asyncio.Event:
+        return self.everywhere.setdefault(key, asyncio.Event())
 
     def seen(self, key: str) -> None:
-        if key not in self.expected:
-            return
+        if key not in self.everywhere:
+            return  # not one of ours (kube-root-ca.crt, the other phase's objects)
         times = self.times.setdefault(key, [])
         times.append(time.monotonic())
         if len(times) == self.members:
-            self.everywhere += 1
-            if self.everywhere == self.total:
-                self.complete.set()
+            self.everywhere[key].set()
 
 
 async def watch_arrivals(api: ApiClient, namespace: str, kind: str,
@@ -131,27 +133,119 @@ async def watch_arrivals(api: ApiClient, namespace: str, kind: str,
 
 async def federated(plane: ApiClient, apis: dict[str, ApiClient], items: list[dict[str, Any]],
                     namespace: str) -> tuple[list[float], float]:
-    """Each object written once to the plane; (latencies until in every member, seconds)."""
-    arrivals = Arrivals({f"{o['kind']}/{o['metadata']['name']}" for o in items}, len(apis))
+    """Each object written once to the plane, and its writer waits until it is in every
+    member (as the direct writer waits for its three writes); (latencies, seconds)."""
+    arrivals = Arrivals(len(apis))
+    for obj in items:
+        arrivals.expect(f"{obj['kind']}/{obj['metadata']['name']}")
     watchers = [asyncio.create_task(watch_arrivals(api, namespace, kind, arrivals))
                 for api in apis.values() for kind in ("ConfigMap", "Deployment")]
     await asyncio.sleep(1)
-    created: dict[str, float] = {}
+    latencies: list[float] = []
 
     def job(obj: dict[str, Any]) -> Callable[[], Awaitable[None]]:
         async def write() -> None:
-            created[f"{obj['kind']}/{obj['metadata']['name']}"] = time.monotonic()
+            began = time.monotonic()
             await create(plane, obj)
+            await asyncio.wait_for(
+                arrivals.expect(f"{obj['kind']}/{obj['metadata']['name']}").wait(), 600)
+            latencies.append(time.monotonic() - began)
         return write
 
     began = time.monotonic()
     await bounded([job(obj) for obj in items])
-    await asyncio.wait_for(arrivals.complete.wait(), timeout=600)
-    elapsed = max(max(v) for v in arrivals.times.values()) - began
+    elapsed = time.monotonic() - began
     for task in watchers:
         task.cancel()
     await asyncio.gather(*watchers, return_exceptions=True)
-    return [max(arrivals.times[k]) - created[k] for k in created], elapsed
+    return latencies, elapsed
+
+
+class CpuMeter:
+    """CPU seconds spent by each group of processes (the lab's, federator, this one)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+
+    def read(self) -> dict[str, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        result = {}
+        for group, pids in self.groups.items():
+            total = 0
+            for pid in pids:
+                if pid == os.getpid():
+                    times = os.times()
+                    total += round((times.user + times.system) * tick)
+                    continue
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            result[group] = total / tick
+        return result
+
+    async def quiet(self, idle: float, limit: float = 60.0) -> None:
+        """Wait (at most `limit` seconds) until all groups together burn no more than
+        `idle` cores again: the members' controllers finish the last phase's pods first."""
+        deadline = time.monotonic() + limit
+        last = sum(self.read().values())
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            now = sum(self.read().values())
+            if now - last <= idle:
+                return
+            last = now
+
+    async def idle_rate(self) -> dict[str, float]:
+        """Cores each group burns with nothing to do (probes, leases, node heartbeats)."""
+        first = self.read()
+        await asyncio.sleep(3)
+        return {group: (cpu - first[group]) / 3 for group, cpu in self.read().items()}
+
+    async def phase(self, idle: dict[str, float],
+                    work: Awaitable[tuple[list[float], float]]
+                    ) -> tuple[list[float], float, dict[str, float]]:
+        """Run one phase; its latencies, seconds and the CPU seconds each group spent on it
+        (until the lab is quiet again, less what it burns idle)."""
+        before, began = self.read(), time.monotonic()
+        latencies, elapsed = await work
+        await self.quiet(sum(idle.values()) * 1.5 + 0.05)
+        after, seconds = self.read(), time.monotonic() - began
+        return latencies, elapsed, {group: after[group] - before[group] - idle[group] * seconds
+                                    for group in after}
+
+
+def cpu_groups(lab: ProcessLab, serve: int) -> dict[str, list[int]]:
+    _, records = lab.load()
+    groups: dict[str, list[int]] = {}
+    for name, record in sorted(records.items()):
+        cluster, _, component = name.rpartition("/")
+        group = f"members' {component}" if cluster.startswith("member-") else name
+        groups.setdefault(group, []).append(record.pid)
+    groups["federator"] = [serve]
+    groups["benchmark client"] = [os.getpid()]
+    return groups
+
+
+async def request_counts(kubeconfig: Path) -> Counter[tuple[str, str, str]]:
+    """Requests each apiserver has served so far, by (cluster kind, verb, resource)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for context in ("plane", *MEMBERS):
+        kube = KubeClient(await load_credentials(kubeconfig, context))
+        try:
+            text = await kube.get("/metrics")
+        finally:
+            await kube.close()
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels = dict(part.split("=", 1) for part in
+                          line[line.index("{") + 1:line.index("}")].replace('"', "").split(","))
+            if labels.get("verb") == "WATCH" or labels.get("group") == "coordination.k8s.io":
+                continue
+            counts[("plane" if context == "plane" else "members", labels["verb"],
+                    labels.get("resource", "") + ("/" + labels["subresource"]
+                                                  if labels.get("subresource") else ""))] += \
+                int(float(line.rsplit(" ", 1)[1]))
+    return counts
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -159,17 +253,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(kubeconfig: Path, configmaps: int, deployments: int) -> None:
+async def measure(kubeconfig: Path, configmaps: int, deployments: int,
+                  meter: CpuMeter) -> None:
     apis = {m: await config.new_client_from_config(str(kubeconfig), context=m) for m in MEMBERS}
     plane = await config.new_client_from_config(str(kubeconfig), context="federation")
     try:
         for api in apis.values():
             await create_namespace(api, "bench-direct")
         await create_namespace(plane, "bench-fed")
-        base_lat, base_time = await direct(apis, objects(configmaps, deployments,
-                                                         "bench-direct"))
-        fed_lat, fed_time = await federated(plane, apis, objects(configmaps, deployments,
-                                                                 "bench-fed"), "bench-fed")
+        idle = await meter.idle_rate()
+        base_lat, base_time, base_cpu = await meter.phase(idle, direct(
+            apis, objects(configmaps, deployments, "bench-direct")))
+        counted = await request_counts(kubeconfig)
+        fed_lat, fed_time, fed_cpu = await meter.phase(idle, federated(
+            plane, apis, objects(configmaps, deployments, "bench-fed"), "bench-fed"))
+        requests = await request_counts(kubeconfig) - counted
     finally:
         for api in [*apis.values(), plane]:
             await api.close()
@@ -184,6 +282,18 @@ async def measure(kubeconfig: Path, configmaps: int, deployments: int) -> None:
     print("|---|---|---|---|")
     for name, base, fed, unit in rows:
         print(f"| {name} | {base:.3f} {unit} | {fed:.3f} {unit} | {fed / base:.2f}x |")
+    base_cpu["all"], fed_cpu["all"] = sum(base_cpu.values()), sum(fed_cpu.values())
+    for group, base in base_cpu.items():
+        fed = fed_cpu[group]
+        ratio = f"{fed / base:.2f}x" if base > 0.0005 * count else "-"
+        print(f"| CPU per object: {group} | {base / count * 1000:.1f} ms | "
+              f"{fed / count * 1000:.1f} ms | {ratio} |")
+    print("\nRequests served while federating, per object (watches and leases left out):")
+    for (where, verb, resource), n in sorted(requests.items(), key=lambda kv: -kv[1]):
+        if n >= count / 20:
+            print(f"  {where:8} {verb:6} {resource:28} {n / count:.2f}")
+    print(f"\n{CONCURRENCY} writers each way; a writer waits for its object to be in every "
+          "member before the next.")
 
 
 def main() -> None:
@@ -206,7 +316,8 @@ def main() -> None:
                            capture_output=True)
         serve = start_serve(kubeconfig, args.http_port, root / "serve.log")
         time.sleep(3)  # members probed Ready
-        asyncio.run(measure(kubeconfig, args.configmaps, args.deployments))
+        meter = CpuMeter(cpu_groups(lab, serve.pid))
+        asyncio.run(measure(kubeconfig, args.configmaps, args.deployments, meter))
     finally:
         if serve is not None:
             serve.terminate()

@@ -80,6 +80,13 @@ def _settled(copy: Object) -> bool:
             and status.get("replicas") == (copy.get("spec") or {}).get("replicas"))
 
 
+def _holds(actual: Object, status: Object) -> bool:
+    """Whether a stored status already says `status`, a zero count being the same as none
+    (the apiserver does not store zero counts)."""
+    return all(actual.get(key, 0) == value if value == 0 else contains(actual.get(key), value)
+               for key, value in status.items())
+
+
 def _url(kind: str, namespace: str, name: str | None = None) -> str:
     return path(KIND_RESOURCES[kind], namespace=namespace or None, name=name)
 
@@ -117,9 +124,8 @@ class _MemberView:
 
     def remember(self, obj: Object) -> None:
         """What was just written, before its watch event arrives."""
-        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
-        self.reflectors[obj["kind"]].objects[key] = obj
-        self.names[obj["kind"]].objects[key] = obj
+        self.reflectors[obj["kind"]].remember(obj)
+        self.names[obj["kind"]].remember(obj)
 
     def copy(self, kind: str, namespace: str, name: str) -> Object | None:
         return self.reflectors[kind].objects.get((namespace, name))
@@ -167,7 +173,6 @@ class Propagator:
             self.plans.pop(key, None)
             self.reported.pop(key, None)
             self.settled.pop(key, None)
-            return
         self.queue.add(key)
 
     async def _on_policy(self, kind: str, policy: Object) -> None:
@@ -191,11 +196,13 @@ class Propagator:
                     self.queue.add((plane_kind, meta.get("namespace", ""), meta["name"]))
 
     async def _on_pending(self, kind: str, pod: Object) -> None:
-        """A pending pod changed: the workloads of its namespace may overflow."""
+        """A pending pod changed: the workloads it belongs to may overflow."""
         namespace = pod["metadata"].get("namespace", "")
+        labels = pod["metadata"].get("labels") or {}
         for workload in WORKLOADS:
-            for ns, name in list(self.plane_views[workload].objects):
-                if ns == namespace:
+            for (ns, name), obj in list(self.plane_views[workload].objects.items()):
+                selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")
+                if ns == namespace and selector and selector.items() <= labels.items():
                     self.queue.add((workload, ns, name))
 
     def _on_cluster(self, name: str) -> None:
@@ -280,17 +287,29 @@ class Propagator:
         """Make the members match one plane object. Returns a delay to look again, if any."""
         kind, namespace, name = key
         obj = self.plane_views[kind].objects.get((namespace, name))
-        if obj is None or not propagation.propagated(obj):
+        if obj is None:
+            await self._gone(key)
+            return None
+        if not propagation.propagated(obj):
             return None
         meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
             return await self._delete(key, obj)
+        finalizing = None
         if FINALIZER not in (meta.get("finalizers") or []):
-            patched = await self._set_finalizers(obj, [*(meta.get("finalizers") or []),
-                                                       FINALIZER])
-            if patched is None:
-                return None  # changed meanwhile: the watch brings it back
-            obj = patched
+            # Added while the copies are written (one round trip less per new object); should
+            # the object be deleted before it lands, reconcile finds it gone and removes them.
+            finalizing = asyncio.ensure_future(self._set_finalizers(
+                obj, [*(meta.get("finalizers") or []), FINALIZER]))
+        try:
+            return await self._propagate(key, obj, finalizing)
+        finally:
+            if finalizing is not None:  # returned early: let it land all the same
+                await asyncio.gather(finalizing, return_exceptions=True)
+
+    async def _propagate(self, key: Key, obj: Object,
+                         finalizing: asyncio.Future[Object | None] | None) -> float | None:
+        kind = key[0]
         if kind not in WORKLOADS and self.settled.get(key) == self._signature(key, obj):
             return None  # nothing it depends on changed since it was last made right
         joined = {n: m.cluster["metadata"].get("labels") or {}
@@ -325,6 +344,11 @@ class Propagator:
                 await self.recorder.record(obj, "Warning", "Overflow",
                                            f"cluster {cluster} is full at {limit} replicas "
                                            "(pods unschedulable there); the rest go elsewhere")
+        if finalizing is not None:
+            patched = await finalizing
+            if patched is None:
+                return None  # changed or gone meanwhile: its watch event brings it back
+            obj = patched
         if kind not in WORKLOADS and not errors:
             self.settled[key] = self._signature(key, obj)
         delays = [d for d in (5.0 if errors else None, self.recheck.get(key)) if d is not None]
@@ -520,12 +544,14 @@ class Propagator:
             annotation = None
         current = (obj["metadata"].get("annotations") or {}).get(CLUSTER_STATUS)
         if annotation != current and (annotation is not None or current is not None):
-            await self.plane.merge_patch(_url(*key), {"metadata": {"annotations": {
+            obj = await self._patch_plane(obj, _url(*key), {"metadata": {"annotations": {
                 CLUSTER_STATUS: annotation}}})
-        if status is not None and not contains(obj.get("status") or {}, status):
-            await self.plane.merge_patch(
-                path(KIND_RESOURCES[kind], namespace=namespace, name=name,
-                     subresource="status"), {"status": status})
+        if status is not None and not _holds(obj.get("status") or {}, status):
+            # Zeros are sent as null: the apiserver leaves zero counts out of what it stores.
+            await self._patch_plane(obj, path(KIND_RESOURCES[kind], namespace=namespace,
+                                              name=name, subresource="status"),
+                                    {"status": {k: v if v != 0 else None
+                                                for k, v in status.items()}})
 
     async def _invalid(self, key: Key, obj: Object, problem: str) -> None:
         """Bad placement or preferences: say so, propagate nothing of it."""
@@ -536,7 +562,7 @@ class Propagator:
         log.warning("not propagated", kind=key[0], namespace=key[1], object=key[2],
                     problem=problem)
         await self.recorder.record(obj, "Warning", "InvalidPlacement", problem)
-        await self.plane.merge_patch(_url(*key), {"metadata": {"annotations": {
+        await self._patch_plane(obj, _url(*key), {"metadata": {"annotations": {
             CLUSTER_STATUS: annotation}}})
 
     # deletion ----------------------------------------------------------------------------
@@ -576,6 +602,19 @@ class Propagator:
         self.orphaned.discard(key)
         return None
 
+    async def _gone(self, key: Key) -> None:
+        """The plane object is gone without its finalizer having done its work (it was
+        deleted while its first copies were written): remove the copies written then."""
+        orphan = key in self.orphaned
+        self.orphaned.discard(key)
+        for cluster, view in self.members.items():
+            if self.applied.pop((cluster, key), None) is None or orphan:
+                continue
+            if view.copy(*key) is not None and self._writable(cluster):
+                await view.client.delete(_url(*key))
+                log.info("copy of a deleted object removed", cluster=cluster, kind=key[0],
+                         namespace=key[1], object=key[2])
+
     def _deletion_timed_out(self, meta: dict[str, Any]) -> bool:
         since = datetime.datetime.strptime(meta["deletionTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
         age = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - since
@@ -585,12 +624,18 @@ class Propagator:
         """The object with these finalizers, or None if it changed meanwhile (409)."""
         meta = obj["metadata"]
         try:
-            patched: Object = await self.plane.merge_patch(_url(*_key(obj)), {"metadata": {
+            return await self._patch_plane(obj, _url(*_key(obj)), {"metadata": {
                 "finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}})
         except KubeError as exc:
             if exc.conflict or exc.not_found:
                 return None
             raise
+
+    async def _patch_plane(self, obj: Object, url: str, patch: Object) -> Object:
+        """Merge-patch a plane object (or its status); the result, also remembered, so that
+        reconciles until its watch event arrives do not act on the version before."""
+        patched: Object = await self.plane.merge_patch(url, patch)
         patched.setdefault("kind", obj["kind"])
         patched.setdefault("apiVersion", obj["apiVersion"])
+        self.plane_views[obj["kind"]].remember(patched)
         return patched

@@ -26,6 +26,16 @@ def _key(obj: Object) -> Key:
     return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
+def _older(obj: Object, than: Object | None) -> bool:
+    """Whether `obj` is an older version than `than` of the same object. Both come from one
+    apiserver, whose resourceVersions (etcd revisions) grow; anything else counts as newer."""
+    if than is None:
+        return False
+    mine = str(obj["metadata"].get("resourceVersion", ""))
+    theirs = str(than["metadata"].get("resourceVersion", ""))
+    return mine.isdigit() and theirs.isdigit() and int(mine) < int(theirs)
+
+
 class Reflector:
     """Mirrors one collection (`url`, e.g. every Cluster) in `objects` and calls `handler`."""
 
@@ -41,6 +51,13 @@ class Reflector:
         self.backoff_max = backoff_max
         self.objects: dict[Key, Object] = {}
         self.synced = asyncio.Event()
+
+    def remember(self, obj: Object) -> None:
+        """An object as a write just returned it, before its watch event arrives: what is
+        decided meanwhile sees it, and older events do not take its place."""
+        key = _key(obj)
+        if not _older(obj, self.objects.get(key)):
+            self.objects[key] = obj
 
     async def _list(self) -> str:
         answer: dict[str, Any] = await self.client.get(
@@ -79,6 +96,8 @@ class Reflector:
                         continue
                     if kind == "DELETED":
                         self.objects.pop(_key(obj), None)
+                    elif _older(obj, self.objects.get(_key(obj))):
+                        continue  # a write of ours already brought a newer version
                     else:
                         self.objects[_key(obj)] = obj
                     await self.handler(kind, obj)
