@@ -37,7 +37,8 @@ def start_serve(kubeconfig: Path, port: int, log: Path) -> subprocess.Popen[byte
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig), "serve",
-             "--identity", "benchmark", "--http-port", str(port)],
+             "--identity", "benchmark", "--http-port", str(port),
+             "--gateway-port", str(port - 1)],
             stdout=sink, stderr=subprocess.STDOUT)
     for _ in range(600):
         try:

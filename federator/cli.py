@@ -26,6 +26,7 @@ from federator.clusters.join import (
 )
 from federator.clusters.plane import Federation, InitError, init
 from federator.domain.naming import dns_label_problem, parse_label
+from federator.gateway.certificates import gateway_ca
 from federator.kube.client import KubeClient, KubeError
 from federator.kube.kubeconfig import (
     CredentialsError,
@@ -34,12 +35,13 @@ from federator.kube.kubeconfig import (
     load_credentials,
     write_context,
 )
+from federator.kube.resources import CLUSTERS, path
 from federator.lab.errors import LabError
 from federator.lab.kind import KindLab, docker_engine_answers
 from federator.lab.process import ProcessLab
 from federator.lab.spec import DEFAULT_BASE_PORT, DEFAULT_K8S_VERSION, LabSpec, default_members
 from federator.lab.toolchain import Toolchain
-from federator.pki import PKI
+from federator.pki import PKI, issue
 from federator.serve import serve
 
 
@@ -104,9 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
                            help="settings file (see config/federator.yaml)")
     serve_cmd.add_argument("--plane-context", default=None)
     serve_cmd.add_argument("--http-port", type=int, default=None)
+    serve_cmd.add_argument("--gateway-port", type=int, default=None)
     serve_cmd.add_argument("--identity", default=None, help="name of this replica")
     serve_cmd.add_argument("--log-format", choices=["json", "console"], default=None)
-    for command in (join_cmd, unjoin_cmd):
+    config_cmd = commands.add_parser(
+        "kubeconfig", help="write kubectl contexts for the gateway: `federation` and "
+                           "`federation-<cluster>` for each member")
+    config_cmd.add_argument("--server", default="https://127.0.0.1:8443",
+                            help="the gateway's URL (default: https://127.0.0.1:8443)")
+    config_cmd.add_argument("--user", default="federation-admin",
+                            help="user named in a client certificate signed by the gateway "
+                                 "CA (default: federation-admin)")
+    config_cmd.add_argument("--group", action="append", default=None,
+                            help="a group of that user, repeatable (default: system:masters "
+                                 "for federation-admin, none otherwise)")
+    config_cmd.add_argument("--token", default=None,
+                            help="use this bearer token (from the gateway's token file) "
+                                 "instead of a certificate")
+    config_cmd.add_argument("--output", type=Path, default=None,
+                            help="kubeconfig to write the contexts to (default: --kubeconfig)")
+    config_cmd.add_argument("--context-name", default="federation",
+                            help="name of the federation's context (default: federation)")
+    for command in (join_cmd, unjoin_cmd, config_cmd):
         command.add_argument("--federation-context", default="federation",
                              help="kubeconfig context of the federation (default: federation)")
     lab = commands.add_parser("lab", help="a local lab: a federation plane and member clusters")
@@ -263,6 +284,8 @@ def _serve_settings(args: argparse.Namespace) -> config.Settings:
         overrides["identity"] = args.identity
     if args.http_port is not None:
         overrides["http"] = {"port": args.http_port}
+    if args.gateway_port is not None:
+        overrides["gateway"] = {"port": args.gateway_port}
     if args.log_format is not None:
         overrides["log"] = {"format": args.log_format}
     try:
@@ -296,8 +319,8 @@ async def _init_in_host(args: argparse.Namespace, kubeconfig: Path,
         await host_client.close()
     credentials = host.plane_credentials(server, pki)
     assert credentials.ca_pem and credentials.cert_pem and credentials.key_pem
-    write_context(kubeconfig, "federation", server, credentials.ca_pem, credentials.cert_pem,
-                  credentials.key_pem)
+    write_context(kubeconfig, "federation", server, credentials.ca_pem,
+                  cert=credentials.cert_pem, key=credentials.key_pem)
     plane = KubeClient(credentials)
     try:
         lines += await init(plane, federation)
@@ -311,9 +334,42 @@ async def _client(kubeconfig: Path, context: str) -> KubeClient:
     return KubeClient(await load_credentials(kubeconfig, context))
 
 
+async def _write_kubeconfig(args: argparse.Namespace, kubeconfig: Path) -> list[str]:
+    server = args.server.rstrip("/")
+    if not server.startswith("https://"):
+        raise UsageError(f"--server: {args.server!r} must be an https:// URL of the gateway")
+    if problem := dns_label_problem(args.context_name):
+        raise UsageError(f"--context-name: {problem}")
+    plane = await _client(kubeconfig, args.federation_context)
+    try:
+        ca_cert, ca_key = await gateway_ca(plane)
+        clusters = sorted(c["metadata"]["name"]
+                          for c in (await plane.get(path(CLUSTERS))).get("items") or [])
+    finally:
+        await plane.close()
+    if args.token is not None:
+        credential: dict[str, Any] = {"token": args.token, "user": f"{args.context_name}-token"}
+        who = "a token"
+    else:
+        groups = args.group if args.group is not None else (
+            ["system:masters"] if args.user == "federation-admin" else [])
+        cert, key = issue(ca_cert, ca_key, args.user, orgs=tuple(groups), server=False)
+        credential = {"cert": cert, "key": key, "user": f"{args.context_name}-{args.user}"}
+        who = f"user {args.user}" + (f" (groups {', '.join(groups)})" if groups else "")
+    output: Path = args.output or kubeconfig
+    write_context(output, args.context_name, server, ca_cert, **credential)
+    for cluster in clusters:
+        write_context(output, f"{args.context_name}-{cluster}", f"{server}/clusters/{cluster}",
+                      ca_cert, **credential)
+    contexts = [args.context_name, *(f"{args.context_name}-{c}" for c in clusters)]
+    return [f"contexts {', '.join(contexts)} ({server}, as {who}) written to {output}"]
+
+
 async def run_federation(args: argparse.Namespace) -> int:
     kubeconfig: Path = args.kubeconfig or default_kubeconfig()
-    if args.command == "init":
+    if args.command == "kubeconfig":
+        lines = await _write_kubeconfig(args, kubeconfig)
+    elif args.command == "init":
         for value, flag in ((args.federation_name, "--federation-name"),):
             if problem := dns_label_problem(value):
                 raise UsageError(f"{flag}: {problem}")
@@ -375,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "lab":
             return run_lab(args)
-        if args.command in ("init", "join", "unjoin"):
+        if args.command in ("init", "join", "unjoin", "kubeconfig"):
             return asyncio.run(run_federation(args))
         if args.command == "serve":
             return asyncio.run(serve(_serve_settings(args)))

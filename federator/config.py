@@ -64,6 +64,16 @@ class PropagationConfig(_Strict):
     capacity_ttl: float = Field(default=300.0, gt=0)
 
 
+class GatewayConfig(_Strict):
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=0, le=65535)
+    hostnames: tuple[str, ...] = ()  # names and addresses it is reached by, besides loopback
+    token_file: Path | None = None  # lines of token,user,uid[,"group1,group2"]
+    client_ca_file: Path | None = None  # further CAs whose client certificates are accepted
+    member_timeout: float = Field(default=5.0, gt=0)  # a fan-out read waits this long
+
+
 class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -77,6 +87,7 @@ class Settings(_Strict):
     probe: ProbeConfig = ProbeConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     propagation: PropagationConfig = PropagationConfig()
+    gateway: GatewayConfig = GatewayConfig()
     log: LogConfig = LogConfig()
 
 

@@ -15,8 +15,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from federator import logs, metrics
 from federator.clusters.plane import read_federation
 from federator.clusters.registry import ProbeSettings, Registry
-from federator.config import Settings
+from federator.config import GatewayConfig, Settings
 from federator.controllers.propagation import PropagationSettings, Propagator
+from federator.gateway.app import Gateway
+from federator.gateway.auth import TokenFileError, read_tokens
+from federator.gateway.certificates import gateway_ca, serving_context
 from federator.kube.client import KubeClient, KubeError
 from federator.kube.events import EventRecorder
 from federator.kube.kubeconfig import (
@@ -62,6 +65,31 @@ def health_app(plane: KubeClient, elector: LeaderElector | None) -> web.Applicat
     return app
 
 
+class GatewayError(Exception):
+    """The gateway's settings cannot be used; the message names the setting."""
+
+
+async def start_gateway(config: GatewayConfig, plane: KubeClient,
+                        registry: Registry) -> web.AppRunner:
+    try:
+        tokens = read_tokens(config.token_file) if config.token_file else {}
+    except TokenFileError as exc:
+        raise GatewayError(str(exc)) from exc
+    if config.client_ca_file is not None and not config.client_ca_file.is_file():
+        raise GatewayError(f"gateway.client_ca_file: {config.client_ca_file} is not a file")
+    try:
+        ca_cert, ca_key = await gateway_ca(plane)
+    except KubeError as exc:
+        raise GatewayError(f"the gateway CA could not be read or stored in the plane "
+                           f"(has `federator init` run?): {exc}") from exc
+    context = serving_context(ca_cert, ca_key, config.hostnames, config.client_ca_file)
+    gateway = Gateway(plane, registry, tokens, member_timeout=config.member_timeout)
+    runner = web.AppRunner(gateway.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, config.address, config.port, ssl_context=context).start()
+    return runner
+
+
 def _dump_tasks() -> None:
     """On SIGUSR1: where every task waits, on stderr (for a federator that seems stuck)."""
     for task in asyncio.all_tasks():
@@ -77,10 +105,6 @@ async def serve(settings: Settings) -> int:
     except CredentialsError as exc:
         log.error("no plane credentials", error=str(exc))
         return 1
-    probe = settings.probe
-    registry = Registry(plane, ProbeSettings(probe.period, probe.timeout, probe.failure_threshold,
-                                             probe.success_threshold, probe.capacity_period),
-                        EventRecorder(plane, settings.identity))
     election = settings.leader_election
     elector = None
     if election.enabled:
@@ -89,11 +113,26 @@ async def serve(settings: Settings) -> int:
                                                      election.renew_deadline,
                                                      election.retry_period),
                                 settings.identity)
-    runner = web.AppRunner(health_app(plane, elector), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.http.address, settings.http.port)
-    await site.start()
+    probe = settings.probe
+    registry = Registry(plane, ProbeSettings(probe.period, probe.timeout, probe.failure_threshold,
+                                             probe.success_threshold, probe.capacity_period),
+                        EventRecorder(plane, settings.identity),
+                        may_write=lambda: elector is None or elector.leading)
+    runners = [web.AppRunner(health_app(plane, elector), access_log=None)]
+    await runners[0].setup()
+    await web.TCPSite(runners[0], settings.http.address, settings.http.port).start()
+    if settings.gateway.enabled:
+        try:
+            runners.append(await start_gateway(settings.gateway, plane, registry))
+        except (GatewayError, KubeError, OSError) as exc:
+            log.error("gateway not started", error=str(exc))
+            for runner in runners:
+                await runner.cleanup()
+            await plane.close()
+            return 1
     log.info("serving", http=f"{settings.http.address}:{settings.http.port}",
+             gateway=(f"https://{settings.gateway.address}:{settings.gateway.port}"
+                      if settings.gateway.enabled else None),
              plane=plane.server, leader_election=election.enabled)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -110,9 +149,12 @@ async def serve(settings: Settings) -> int:
             federation = await read_federation(plane)
         propagator = Propagator(plane, registry, federation.name, recorder,
                                 PropagationSettings(**settings.propagation.model_dump()))
-        await asyncio.gather(registry.run(), propagator.run())
+        await propagator.run()
 
-    work = asyncio.ensure_future(elector.run(lead) if elector else lead())
+    async def everything() -> None:  # the registry on every replica: the gateway needs it
+        await asyncio.gather(registry.run(), elector.run(lead) if elector else lead())
+
+    work = asyncio.ensure_future(everything())
     stopper = asyncio.ensure_future(stop.wait())
     code = 0
     try:
@@ -129,7 +171,8 @@ async def serve(settings: Settings) -> int:
             await work
         if elector is not None and code == 0:
             await elector.release()
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         await recorder.close()
         await plane.close()
         log.info("stopped", exit_code=code)

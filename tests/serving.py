@@ -27,9 +27,11 @@ class Serve:
                  env: dict[str, str] | None = None) -> None:
         self.identity = identity
         self.port = free_port()
+        self.gateway_port = free_port()
         self.log = log
         self.argv = [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig),
-                     "serve", "--identity", identity, "--http-port", str(self.port)]
+                     "serve", "--identity", identity, "--http-port", str(self.port),
+                     "--gateway-port", str(self.gateway_port)]
         self.env = {**os.environ, **(env or {})}
         self.process = self._start()
 

@@ -49,6 +49,7 @@ class Member:
     version: str | None = None
     capacity: dict[str, int] | None = None
     refreshed_at: float = float("-inf")
+    published: bool = False  # whether the plane's Cluster status says what we know
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -73,13 +74,16 @@ def _identity(cluster: Object) -> tuple[str, str]:
 
 
 class Registry:
-    """Runs while this replica leads; `members` is its view for the controllers."""
+    """`members` is the view of the controllers and the gateway. Every replica probes; only
+    while `may_write()` (the replica leads) are status and events written to the plane."""
 
     def __init__(self, plane: KubeClient, settings: ProbeSettings,
-                 recorder: EventRecorder) -> None:
+                 recorder: EventRecorder, may_write: Callable[[], bool] = lambda: True
+                 ) -> None:
         self.plane = plane
         self.settings = settings
         self.recorder = recorder
+        self.may_write = may_write
         self.members: dict[str, Member] = {}
         self.synced = asyncio.Event()
         # Called with a member's name when it joins, leaves, or its readiness changes.
@@ -173,10 +177,13 @@ class Registry:
             metrics.CLUSTER_READY.labels(member.name).set(
                 {"True": 1, "False": 0}.get(member.health.status, -1))
             if changed or details_changed:
-                await self._write_status(member, bound)
+                member.published = False
+            if not member.published and self.may_write():
+                member.published = await self._write_status(member, bound)
             if member.health.status != before:
                 self._notify(member.name)
-                await self._announce(member, bound)
+                if self.may_write():
+                    await self._announce(member, bound)
             next_at += self.settings.period
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             next_at = max(next_at, loop.time() - self.settings.period)
@@ -212,7 +219,7 @@ class Registry:
         member.version, member.capacity = version, summary
         return changed
 
-    async def _write_status(self, member: Member, bound: Any) -> None:
+    async def _write_status(self, member: Member, bound: Any) -> bool:
         status: dict[str, Any] = {"conditions": [member.health.condition(
             member.transition_time)]}
         if member.version:
@@ -224,6 +231,8 @@ class Registry:
                                          {"status": status})
         except KubeError as exc:
             bound.warning("status not written", error=str(exc))
+            return False
+        return True
 
     async def _announce(self, member: Member, bound: Any) -> None:
         health = member.health

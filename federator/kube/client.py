@@ -4,11 +4,13 @@ exceptions that carry the Status, and watch streams."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import yarl
 
 from federator.kube.kubeconfig import Credentials
 
@@ -126,6 +128,21 @@ class KubeClient:
             if missing_ok and exc.not_found:
                 return None
             raise
+
+    @contextlib.asynccontextmanager
+    async def forward(self, method: str, target: yarl.URL, headers: list[tuple[str, str]],
+                      body: bytes | None) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send a request as it came (path and query already encoded, any body and content
+        type) with this client's credentials; the response, unread, for streaming back.
+        Reading it may go on for as long as a watch lasts."""
+        try:
+            async with self._open().request(
+                method, target, headers=headers, data=body,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
+            ) as response:
+                yield response
+        except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
+            raise Unreachable(_describe(exc, self.server)) from exc
 
     async def watch(self, url: str, *, resource_version: str, timeout_seconds: int = 300,
                     extra: Mapping[str, str] | None = None,

@@ -163,23 +163,26 @@ def in_cluster_credentials() -> Credentials | None:
                        token=token_file.read_text().strip())
 
 
-def write_context(kubeconfig: Path, name: str, server: str, ca: bytes, cert: bytes,
-                  key: bytes) -> None:
-    """Add or replace a cluster, a user and a context, all called `name`, with embedded
-    certificates. Other entries of the file are kept."""
+def write_context(kubeconfig: Path, name: str, server: str, ca: bytes, *,
+                  cert: bytes | None = None, key: bytes | None = None,
+                  token: str | None = None, user: str | None = None) -> None:
+    """Add or replace a cluster and a context called `name` and a user called `user` (or
+    `name`), with embedded certificates or a token. Other entries of the file are kept."""
     data: dict[str, Any] = {}
     if kubeconfig.exists():
         data = yaml.safe_load(kubeconfig.read_text()) or {}
+    user = user or name
+    credential = ({"token": token} if token is not None else {
+        "client-certificate-data": base64.b64encode(cert or b"").decode(),
+        "client-key-data": base64.b64encode(key or b"").decode()})
     entries = {
         "clusters": {"name": name, "cluster": {
             "server": server, "certificate-authority-data": base64.b64encode(ca).decode()}},
-        "users": {"name": name, "user": {
-            "client-certificate-data": base64.b64encode(cert).decode(),
-            "client-key-data": base64.b64encode(key).decode()}},
-        "contexts": {"name": name, "context": {"cluster": name, "user": name}},
+        "users": {"name": user, "user": credential},
+        "contexts": {"name": name, "context": {"cluster": name, "user": user}},
     }
     for section, entry in entries.items():
-        kept = [e for e in data.get(section) or [] if e.get("name") != name]
+        kept = [e for e in data.get(section) or [] if e.get("name") != entry["name"]]
         data[section] = [*kept, entry]
     data.setdefault("apiVersion", "v1")
     data.setdefault("kind", "Config")

@@ -1,0 +1,147 @@
+"""The gateway's HTTP application: who calls (401 otherwise), then where the request goes:
+`/clusters/<name>/…` to that member, GETs of pods and nodes to every Ready member (merged),
+everything else to the plane."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+import yarl
+from aiohttp import web
+
+from federator.clusters.registry import Member, Registry
+from federator.domain import fanout
+from federator.gateway.auth import User, user_of_certificate, user_of_token
+from federator.gateway.proxy import forward, request_headers
+from federator.gateway.status import status_body, status_response
+from federator.kube.client import KubeClient, KubeError
+
+log = structlog.get_logger(__name__)
+
+USER = web.RequestKey("user", User)
+MAX_BODY = 16 * 1024 * 1024  # an apiserver takes up to 3 MiB; leave room for YAML and lists
+
+
+def _json_accept(accept: str) -> str:
+    """The JSON choices of an Accept header: fan-out answers are merged as JSON."""
+    kept = [part.strip() for part in accept.split(",") if "json" in part]
+    return ",".join(kept) or "application/json"
+
+
+class Gateway:
+    def __init__(self, plane: KubeClient, registry: Registry, tokens: dict[str, User], *,
+                 member_timeout: float = 5.0) -> None:
+        self.plane = plane
+        self.registry = registry
+        self.tokens = tokens
+        self.member_timeout = member_timeout
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._authenticate], client_max_size=MAX_BODY)
+        app.router.add_route("*", "/clusters/{cluster}/{tail:.*}", self._member)
+        app.router.add_route("*", "/{tail:.*}", self._plane)
+        return app
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                            ) -> web.StreamResponse:
+        offered = request.headers.get("Authorization")
+        user = user_of_token(self.tokens, offered)
+        if user is None and offered is None and request.transport is not None:
+            user = user_of_certificate(request.transport.get_extra_info("peercert"))
+        if user is None:
+            return status_response(401, "Unauthorized", "Unauthorized")
+        request[USER] = user
+        return await handler(request)
+
+    async def _plane(self, request: web.Request) -> web.StreamResponse:
+        user: User = request[USER]
+        if fanout.fans_out(request.method, request.path):
+            return await self._fan_out(request, user)
+        return await forward(request, self.plane, request.raw_path, user, "the plane")
+
+    async def _member(self, request: web.Request) -> web.StreamResponse:
+        user: User = request[USER]
+        name = request.match_info["cluster"]
+        member = self.registry.members.get(name)
+        if member is None:
+            return status_response(404, "NotFound", f'clusters.federator.io "{name}" not found')
+        if member.client is None or not member.ready:
+            return status_response(503, "ServiceUnavailable",
+                                   f"cluster {name} is not Ready: {member.health.reason} "
+                                   f"{member.health.message}".strip())
+        path_qs = request.raw_path.removeprefix(f"/clusters/{name}") or "/"
+        return await forward(request, member.client, path_qs, user, f"cluster {name}")
+
+    # fan-out -----------------------------------------------------------------------------
+    async def _fan_out(self, request: web.Request, user: User) -> web.StreamResponse:
+        members = {n: m for n, m in sorted(self.registry.members.items())
+                   if m.ready and m.client is not None}
+        query = {k: v for k, v in request.query.items() if k not in ("limit", "continue")}
+        if query.get("watch") in ("true", "1"):
+            return status_response(405, "MethodNotAllowed",
+                                   "watching pods or nodes of every cluster at once is not "
+                                   "supported; watch one cluster with context "
+                                   "federation-<cluster>")
+        target = yarl.URL.build(path=request.path, query=query)
+        headers = [(k, v) for k, v in request_headers(request, user) if k.lower() != "accept"]
+        headers.append(("Accept", _json_accept(request.headers.get("Accept", ""))))
+        results = await asyncio.gather(*(self._ask(m, target, headers)
+                                         for m in members.values()))
+        answers: dict[str, dict[str, Any]] = {}
+        failures: dict[str, tuple[int, dict[str, Any]]] = {}
+        warnings = [f'299 - "cluster {n} is not Ready: left out"'
+                    for n, m in sorted(self.registry.members.items()) if n not in members]
+        for name, (code, body) in zip(members, results, strict=True):
+            if code == 200:
+                answers[name] = body
+            elif code == 0:
+                warnings.append(f'299 - "cluster {name} left out: {body["message"]}"')
+            else:
+                failures[name] = (code, body)
+        if fanout.is_collection(request.path):
+            if not answers and failures:
+                code, body = next(iter(failures.values()))  # e.g. 403 from every member
+                return self._json(code, body, warnings)
+            for name, (code, body) in failures.items():
+                warnings.append(f'299 - "cluster {name} left out: {body.get("message", code)}"')
+            return self._json(200, fanout.merge(answers), warnings)
+        for name, body in answers.items():
+            return self._json(200, fanout.annotate(body, name), warnings)
+        denied = [body for code, body in failures.values() if code != 404]
+        if denied:
+            return self._json(int(denied[0].get("code", 500)), denied[0], warnings)
+        resource, name = request.path.rsplit("/", 2)[-2:]
+        return self._json(404, status_body(404, "NotFound", f'{resource} "{name}" not found '
+                                           "in any Ready cluster"), warnings)
+
+    async def _ask(self, member: Member, target: yarl.URL, headers: list[tuple[str, str]]
+                   ) -> tuple[int, dict[str, Any]]:
+        """(status, decoded body) of one member; status 0 if it did not answer in time."""
+        assert member.client is not None
+        try:
+            async with asyncio.timeout(self.member_timeout):
+                async with member.client.forward("GET", target, headers, None) as answer:
+                    text = await answer.text()
+        except TimeoutError:
+            return 0, {"message": f"no answer within {self.member_timeout:g}s"}
+        except KubeError as exc:
+            return 0, {"message": exc.message}
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return 0, {"message": f"answered {answer.status} without JSON"}
+        return answer.status, body if isinstance(body, dict) else {}
+
+    @staticmethod
+    def _json(code: int, body: dict[str, Any], warnings: list[str]) -> web.Response:
+        response = web.Response(status=code, text=json.dumps(body),
+                                content_type="application/json")
+        for warning in warnings:
+            response.headers.add("Warning", warning)
+        return response

@@ -1,0 +1,65 @@
+"""Passing one request through to an apiserver as the calling user: the body and content
+type as they came (protobuf too), the user impersonated on the gateway's own credential, the
+answer streamed back (watches for as long as they last) with its status and headers."""
+
+from __future__ import annotations
+
+import aiohttp
+import structlog
+import yarl
+from aiohttp import web
+
+from federator.gateway.auth import User
+from federator.gateway.status import status_response
+from federator.kube.client import KubeClient, Unreachable
+
+log = structlog.get_logger(__name__)
+
+# Not passed on: credentials, connection handling, and what aiohttp sets itself (it also
+# asks for and undoes compression on its own).
+_DROPPED_REQUEST = frozenset({"authorization", "host", "connection", "content-length",
+                              "transfer-encoding", "accept-encoding", "keep-alive", "upgrade",
+                              "proxy-authorization", "te"})
+_DROPPED_RESPONSE = frozenset({"content-length", "transfer-encoding", "content-encoding",
+                               "connection", "keep-alive"})
+
+
+def impersonation(user: User) -> list[tuple[str, str]]:
+    return [("Impersonate-User", user.name),
+            *(("Impersonate-Group", group) for group in user.groups)]
+
+
+def request_headers(request: web.Request, user: User) -> list[tuple[str, str]]:
+    kept = [(k, v) for k, v in request.headers.items()
+            if k.lower() not in _DROPPED_REQUEST and not k.lower().startswith("impersonate-")]
+    return [*kept, *impersonation(user)]
+
+
+async def forward(request: web.Request, upstream: KubeClient, path_qs: str, user: User,
+                  what: str) -> web.StreamResponse:
+    """`path_qs`: the path and query to ask `upstream` for (already percent-encoded);
+    `what`: how errors name the upstream ("the plane", "cluster member-1")."""
+    body = await request.read() if request.can_read_body else None
+    target = yarl.URL(path_qs, encoded=True)
+    reply: web.StreamResponse | None = None
+    try:
+        async with upstream.forward(request.method, target, request_headers(request, user),
+                                    body) as answer:
+            reply = web.StreamResponse(status=answer.status, reason=answer.reason)
+            for key, value in answer.headers.items():
+                if key.lower() not in _DROPPED_RESPONSE:
+                    reply.headers.add(key, value)
+            await reply.prepare(request)
+            try:
+                async for chunk in answer.content.iter_any():
+                    await reply.write(chunk)
+            except (ConnectionResetError, aiohttp.ClientPayloadError) as exc:
+                log.debug("stream ended early", path=request.path, error=str(exc))
+                return reply
+            await reply.write_eof()
+            return reply
+    except Unreachable as exc:
+        if reply is not None and reply.prepared:
+            return reply  # it broke off mid-stream: the client sees the stream end
+        return status_response(503, "ServiceUnavailable",
+                               f"{what} did not answer: {exc.message}")
