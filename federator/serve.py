@@ -84,7 +84,10 @@ async def start_gateway(config: GatewayConfig, plane: KubeClient,
                            f"(has `federator init` run?): {exc}") from exc
     context = serving_context(ca_cert, ca_key, config.hostnames, config.client_ca_file)
     gateway = Gateway(plane, registry, tokens, member_timeout=config.member_timeout)
-    runner = web.AppRunner(gateway.app(), access_log=None)
+    # A client that goes away cancels its handler (and so its watch upstream); on shutdown,
+    # open watches get a moment, then they are cut (clients watch again elsewhere).
+    runner = web.AppRunner(gateway.app(), access_log=None, handler_cancellation=True,
+                           shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, config.address, config.port, ssl_context=context).start()
     return runner

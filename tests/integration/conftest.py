@@ -39,6 +39,7 @@ def kubeconfig(lab: ProcessLab) -> Path:
 
 
 MEMBERS = ("member-1", "member-2", "member-3")
+GATEWAY_TOKENS = {"token-of-an-operator": ("operator", ("system:masters",))}
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +58,14 @@ def serving(federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """One `federator serve` that leads and keeps the registry running for the session."""
     # Members count as full after 5 s of unschedulable pods, and an unreachable member holds
     # a deletion for 10 s (60 s each by default), so that those tests do not wait minutes.
-    serve = Serve(federation, "session", tmp_path_factory.mktemp("serve") / "serve.log",
+    # The gateway also takes the bearer tokens of GATEWAY_TOKENS.
+    directory = tmp_path_factory.mktemp("serve")
+    tokens = directory / "tokens.csv"
+    tokens.write_text("".join(f'{token},{user},uid-{user},"{",".join(groups)}"\n'
+                              for token, (user, groups) in GATEWAY_TOKENS.items()))
+    serve = Serve(federation, "session", directory / "serve.log",
                   {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5",
-                   "FEDERATOR_PROPAGATION__DELETION_TIMEOUT": "10"})
+                   "FEDERATOR_PROPAGATION__DELETION_TIMEOUT": "10",
+                   "FEDERATOR_GATEWAY__TOKEN_FILE": str(tokens)})
     yield serve
     assert serve.stop() == 0

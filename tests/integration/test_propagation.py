@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.kube import get_json, kubectl
+from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
 pytestmark = pytest.mark.integration
@@ -37,17 +36,6 @@ spec:
 
 def apply(kubeconfig: Path, text: str) -> None:
     kubectl(kubeconfig, "federation", "apply", "-f", "-", stdin=text)
-
-
-def eventually(check: Any, what: str, attempts: int = 300) -> Any:
-    """Poll `check` until it returns something truthy (every 0.2 s, a bounded number of
-    times); what it returned."""
-    for _ in range(attempts):
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"never happened: {what}")
 
 
 def copy_of(kubeconfig: Path, member: str, *args: str) -> Any:

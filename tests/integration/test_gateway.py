@@ -1,0 +1,195 @@
+"""The gateway with the real kubectl: the federation as one cluster, each member by its own
+context, pods of every member in one listing, and who may do what."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cli import federator
+from tests.integration.conftest import GATEWAY_TOKENS, MEMBERS
+from tests.kube import eventually, get_json, kubectl
+from tests.serving import Serve
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec: {{containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]}}
+"""
+
+
+def write_contexts(federation: Path, serving: Serve, output: Path, *extra: str) -> None:
+    done = federator("--kubeconfig", str(federation), "kubeconfig", "--server",
+                     f"https://127.0.0.1:{serving.gateway_port}", "--output", str(output),
+                     *extra)
+    assert done.returncode == 0, done.stderr
+    assert "federation-member-1" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def gateway(serving: Serve, federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig whose `federation` and `federation-<member>` contexts go through the
+    gateway as federation-admin (system:masters)."""
+    output = tmp_path_factory.mktemp("gateway") / "kubeconfig"
+    write_contexts(federation, serving, output)
+    return output
+
+
+@pytest.fixture(scope="module")
+def reader(serving: Serve, federation: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Contexts of user `reader`, bound to a read-only role in the plane only."""
+    output = tmp_path_factory.mktemp("reader") / "kubeconfig"
+    write_contexts(federation, serving, output, "--user", "reader", "--group", "readers")
+    # Its own role: the plane runs no role aggregation, so `view` there is empty.
+    kubectl(federation, "federation", "create", "clusterrole", "gw-reader",
+            "--verb=get,list,watch", "--resource=namespaces,configmaps,deployments.apps")
+    kubectl(federation, "federation", "create", "clusterrolebinding", "gw-reader",
+            "--clusterrole=gw-reader", "--user=reader")
+    yield output
+    kubectl(federation, "federation", "delete", "clusterrolebinding,clusterrole", "gw-reader")
+
+
+def test_kubectl_verbs_through_the_gateway(gateway: Path) -> None:
+    ctx = "federation"
+    kubectl(gateway, ctx, "apply", "-f", "-", stdin=DEPLOYMENT.format(name="gw-web", replicas=3))
+    kubectl(gateway, ctx, "rollout", "status", "deployment/gw-web", "--timeout=120s")
+    wide = kubectl(gateway, ctx, "get", "deployment", "gw-web", "-o", "wide").stdout
+    assert "3/3" in wide and "registry.k8s.io/pause:3.10" in wide
+    # Server-side apply, then kubectl's protobuf body of `create deployment`.
+    kubectl(gateway, ctx, "apply", "--server-side", "-f", "-",
+            stdin=DEPLOYMENT.format(name="gw-web", replicas=4))
+    assert get_json(gateway, ctx, "deployment", "gw-web")["spec"]["replicas"] == 4
+    kubectl(gateway, ctx, "create", "deployment", "gw-made", "--image=registry.k8s.io/pause:3.10",
+            "--replicas=2")
+    kubectl(gateway, ctx, "rollout", "status", "deployment/gw-made", "--timeout=120s")
+    made = get_json(gateway, ctx, "deployment", "gw-made")
+    assert made["status"]["readyReplicas"] == 2
+    kubectl(gateway, ctx, "scale", "deployment/gw-made", "--replicas=3")
+    kubectl(gateway, ctx, "label", "deployment/gw-made", "tier=web")
+    edited = kubectl(gateway, ctx, "edit", "deployment/gw-made",
+                     env={"KUBE_EDITOR": "sed -i s/replicas:\\ 3/replicas:\\ 5/"})
+    assert "edited" in edited.stdout
+    kubectl(gateway, ctx, "rollout", "status", "deployment/gw-made", "--timeout=120s")
+    made = get_json(gateway, ctx, "deployment", "gw-made")
+    assert (made["spec"]["replicas"], made["metadata"]["labels"]["tier"]) == (5, "web")
+    assert made["status"]["readyReplicas"] == 5
+    described = kubectl(gateway, ctx, "describe", "deployment", "gw-made").stdout
+    assert "Scheduled" in described and "replicas per cluster" in described
+    happened = kubectl(gateway, ctx, "get", "events", "--field-selector",
+                       "involvedObject.name=gw-made").stdout
+    assert "CreatedInCluster" in happened
+    clusters = kubectl(gateway, ctx, "get", "clusters").stdout
+    assert all(m in clusters for m in MEMBERS)
+    as_yaml = kubectl(gateway, ctx, "get", "deployment", "gw-made", "-o", "yaml").stdout
+    assert "federator.io/cluster-status" in as_yaml
+    for name in ("gw-web", "gw-made"):
+        kubectl(gateway, ctx, "delete", "deployment", name, "--wait=true", "--timeout=120s")
+    for member in MEMBERS:
+        gone = kubectl(gateway, f"federation-{member}", "get", "deployment", "gw-made",
+                       check=False)
+        assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def test_a_watch_streams_through_the_gateway(gateway: Path) -> None:
+    argv = ["kubectl", f"--kubeconfig={gateway}", "--context=federation", "get", "configmaps",
+            "-w", "-o", "name", "--request-timeout=60s"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True) as watcher:
+        try:
+            assert watcher.stdout is not None
+            kubectl(gateway, "federation", "create", "configmap", "gw-watched",
+                    "--from-literal=a=1")
+            assert watcher.stdout.readline().strip() == "configmap/gw-watched"
+            kubectl(gateway, "federation", "label", "configmap", "gw-watched", "seen=twice")
+            assert watcher.stdout.readline().strip() == "configmap/gw-watched"
+        finally:
+            watcher.kill()
+            kubectl(gateway, "federation", "delete", "configmap", "gw-watched", check=False)
+
+
+def test_each_member_has_its_own_context(gateway: Path, federation: Path) -> None:
+    kubectl(gateway, "federation", "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="gw-per-cluster", replicas=3))
+    for member in MEMBERS:
+        pods = eventually(lambda m=member: get_json(gateway, f"federation-{m}", "pods", "-l",
+                                                     "app=gw-per-cluster")["items"],
+                          f"a pod in {member}")
+        direct = get_json(federation, member, "pods", "-l", "app=gw-per-cluster")["items"]
+        assert {p["metadata"]["name"] for p in pods} == {p["metadata"]["name"] for p in direct}
+    missing = kubectl(gateway, "federation-member-1", "get", "deployment", "nothing-here",
+                      check=False)
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
+    kubectl(gateway, "federation", "delete", "deployment", "gw-per-cluster")
+
+
+def test_pods_of_every_member_in_one_listing(gateway: Path, federation: Path, lab: Any,
+                                             lab_spec: Any) -> None:
+    kubectl(gateway, "federation", "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="gw-fan", replicas=3))
+    kubectl(gateway, "federation", "rollout", "status", "deployment/gw-fan", "--timeout=120s")
+    table = kubectl(gateway, "federation", "get", "pods", "-A", "-l", "app=gw-fan").stdout
+    rows = table.splitlines()
+    assert rows[0].split()[:3] == ["NAMESPACE", "CLUSTER", "NAME"]
+    assert sorted(row.split()[1] for row in rows[1:]) == sorted(MEMBERS)
+    listed = get_json(gateway, "federation", "pods", "-l", "app=gw-fan")["items"]
+    assert sorted(p["metadata"]["annotations"]["federator.io/cluster"]
+                  for p in listed) == sorted(MEMBERS)
+    lab.stop_component("member-3/kube-apiserver")
+    try:
+        partial = kubectl(gateway, "federation", "get", "pods", "-l", "app=gw-fan")
+        assert partial.returncode == 0, partial.stderr
+        clusters = sorted(row.split()[0] for row in partial.stdout.splitlines()[1:])
+        assert clusters == ["member-1", "member-2"]
+        assert "member-3" in partial.stderr and "Warning" in partial.stderr
+    finally:
+        lab.up(lab_spec)
+    kubectl(gateway, "federation", "delete", "deployment", "gw-fan")
+
+
+def test_who_may_do_what(gateway: Path, reader: Path, serving: Serve) -> None:
+    url = f"https://127.0.0.1:{serving.gateway_port}/api/v1/namespaces"
+    ca = ssl.create_default_context(cadata=ca_of(gateway))
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers), context=ca)
+        status = json.loads(refused.value.read())
+        assert (refused.value.code, status["kind"], status["reason"]) == (
+            401, "Status", "Unauthorized")
+    wrong = kubectl(gateway, "federation", "get", "namespaces", "--token=not-a-token",
+                    check=False)
+    assert wrong.returncode != 0 and "Unauthorized" in wrong.stderr
+    token = next(iter(GATEWAY_TOKENS))
+    listed = kubectl(gateway, "federation", "get", "namespaces", f"--token={token}")
+    assert "federation-system" in listed.stdout
+    # The plane's RBAC decides for the impersonated user: reader may look, not write.
+    assert "federation-system" in kubectl(reader, "federation", "get", "namespaces").stdout
+    denied = kubectl(reader, "federation", "create", "configmap", "gw-denied", check=False)
+    assert denied.returncode != 0
+    assert 'User "reader" cannot create resource "configmaps"' in denied.stderr
+    # In a member, the member's RBAC decides: reader is bound to nothing there.
+    member = kubectl(reader, "federation-member-1", "get", "pods", check=False)
+    assert member.returncode != 0 and 'User "reader" cannot list' in member.stderr
+
+
+def ca_of(kubeconfig: Path) -> str:
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster = next(c for c in config["clusters"] if c["name"] == "federation")["cluster"]
+    return base64.b64decode(cluster["certificate-authority-data"]).decode()
