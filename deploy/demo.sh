@@ -12,12 +12,15 @@ for member in member-1 member-2 member-3; do
   $fed join "$member" 2>/dev/null || echo "cluster/$member: already joined"
 done
 if ! { [ -f "$lab_dir/serve.pid" ] && kill -0 "$(cat "$lab_dir/serve.pid")" 2>/dev/null; }; then
-  $fed serve --http-port 17399 --log-format console >"$lab_dir/serve.log" 2>&1 &
+  $fed serve --plane-context plane --http-port 17399 --gateway-port 17398 \
+    --log-format console >"$lab_dir/serve.log" 2>&1 &
   echo $! >"$lab_dir/serve.pid"
   echo "federator serve started (pid $(cat "$lab_dir/serve.pid"), log $lab_dir/serve.log)"
 fi
-kubectl --context federation wait --for=jsonpath='{.status.conditions[0].status}'=True \
+kubectl --context plane wait --for=jsonpath='{.status.conditions[0].status}'=True \
   clusters --all --timeout=60s >/dev/null
+# From here on, context `federation` (and federation-member-N) go through the gateway.
+$fed kubeconfig --server https://127.0.0.1:17398
 kubectl --context federation get clusters
 kubectl --context federation apply -f - <<'YAML'
 apiVersion: apps/v1
@@ -38,10 +41,8 @@ spec:
 YAML
 kubectl --context federation rollout status deployment/hello --timeout=180s
 kubectl --context federation get deployment hello
-for member in member-1 member-2 member-3; do
-  echo "== pods of hello in $member"
-  kubectl --context "$member" get pods -l app=hello -o wide
-done
+echo "== pods of hello in every member, through the gateway"
+kubectl --context federation get pods -l app=hello -o wide
 echo
-echo "Use it:  eval \"\$($fed lab env)\"; kubectl --context federation get deploy,clusters"
+echo "Use it:  eval \"\$($fed lab env)\"; kubectl --context federation get deploy,clusters,pods"
 echo "Stop it: make demo-down"
