@@ -9,7 +9,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
 import yarl
 from aiohttp import web
 
@@ -19,8 +18,6 @@ from federator.gateway.auth import User, user_of_certificate, user_of_token
 from federator.gateway.proxy import forward, request_headers
 from federator.gateway.status import status_body, status_response
 from federator.kube.client import KubeClient, KubeError
-
-log = structlog.get_logger(__name__)
 
 USER = web.RequestKey("user", User)
 MAX_BODY = 16 * 1024 * 1024  # an apiserver takes up to 3 MiB; leave room for YAML and lists
