@@ -64,6 +64,16 @@ class PropagationConfig(_Strict):
     capacity_ttl: float = Field(default=300.0, gt=0)
 
 
+class EventsConfig(_Strict):
+    """Member events copied into the plane, per member at most `rate`/s (`burst` at once);
+    past `max_pending` waiting, new ones are dropped."""
+
+    enabled: bool = True
+    rate: float = Field(default=20.0, gt=0)
+    burst: int = Field(default=200, ge=1)
+    max_pending: int = Field(default=2000, ge=1)
+
+
 class GatewayConfig(_Strict):
     enabled: bool = True
     address: str = "127.0.0.1"
@@ -87,6 +97,7 @@ class Settings(_Strict):
     probe: ProbeConfig = ProbeConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     propagation: PropagationConfig = PropagationConfig()
+    events: EventsConfig = EventsConfig()
     gateway: GatewayConfig = GatewayConfig()
     log: LogConfig = LogConfig()
 

@@ -17,3 +17,6 @@ PROBE_SECONDS = Histogram("federator_cluster_probe_duration_seconds",
                           "Duration of probes of members' /readyz", ["cluster"],
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
                           registry=REGISTRY)
+MEMBER_EVENTS = Counter("federator_member_events_total",
+                        "Member events copied into the plane, failed, or dropped by the rate "
+                        "limit", ["cluster", "outcome"], registry=REGISTRY)

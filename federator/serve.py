@@ -16,6 +16,7 @@ from federator import logs, metrics
 from federator.clusters.plane import read_federation
 from federator.clusters.registry import ProbeSettings, Registry
 from federator.config import GatewayConfig, Settings
+from federator.controllers.events import EventFederator, EventSettings
 from federator.controllers.propagation import PropagationSettings, Propagator
 from federator.gateway.app import Gateway
 from federator.gateway.auth import TokenFileError, read_tokens
@@ -152,7 +153,12 @@ async def serve(settings: Settings) -> int:
             federation = await read_federation(plane)
         propagator = Propagator(plane, registry, federation.name, recorder,
                                 PropagationSettings(**settings.propagation.model_dump()))
-        await propagator.run()
+        if not settings.events.enabled:
+            await propagator.run()
+            return
+        events = EventFederator(plane, registry, federation.name, recorder, settings.identity,
+                                EventSettings(**settings.events.model_dump(exclude={"enabled"})))
+        await asyncio.gather(propagator.run(), events.run())
 
     async def everything() -> None:  # the registry on every replica: the gateway needs it
         await asyncio.gather(registry.run(), elector.run(lead) if elector else lead())

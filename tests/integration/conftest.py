@@ -39,6 +39,7 @@ def kubeconfig(lab: ProcessLab) -> Path:
 
 
 MEMBERS = ("member-1", "member-2", "member-3")
+EVENT_BACKLOG = 50
 GATEWAY_TOKENS = {"token-of-an-operator": ("operator", ("system:masters",))}
 
 
@@ -58,7 +59,8 @@ def serving(federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """One `federator serve` that leads and keeps the registry running for the session."""
     # Members count as full after 5 s of unschedulable pods, and an unreachable member holds
     # a deletion for 10 s (60 s each by default), so that those tests do not wait minutes.
-    # The gateway also takes the bearer tokens of GATEWAY_TOKENS.
+    # The gateway also takes the bearer tokens of GATEWAY_TOKENS. Member events: a backlog of
+    # EVENT_BACKLOG per member at most, so that a storm the test makes is past it.
     directory = tmp_path_factory.mktemp("serve")
     tokens = directory / "tokens.csv"
     tokens.write_text("".join(f'{token},{user},uid-{user},"{",".join(groups)}"\n'
@@ -66,6 +68,39 @@ def serving(federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     serve = Serve(federation, "session", directory / "serve.log",
                   {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5",
                    "FEDERATOR_PROPAGATION__DELETION_TIMEOUT": "10",
-                   "FEDERATOR_GATEWAY__TOKEN_FILE": str(tokens)})
+                   "FEDERATOR_GATEWAY__TOKEN_FILE": str(tokens),
+                   "FEDERATOR_EVENTS__RATE": "20", "FEDERATOR_EVENTS__BURST": "20",
+                   "FEDERATOR_EVENTS__MAX_PENDING": str(EVENT_BACKLOG)})
     yield serve
     assert serve.stop() == 0
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec: {{containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]}}
+"""
+
+
+def write_contexts(federation: Path, serving: Serve, output: Path, *extra: str) -> None:
+    done = federator("--kubeconfig", str(federation), "kubeconfig", "--server",
+                     f"https://127.0.0.1:{serving.gateway_port}", "--output", str(output),
+                     *extra)
+    assert done.returncode == 0, done.stderr
+    assert "federation-member-1" in done.stdout
+
+
+@pytest.fixture(scope="session")
+def gateway(serving: Serve, federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig whose `federation` and `federation-<member>` contexts go through the
+    gateway as federation-admin (system:masters)."""
+    output = tmp_path_factory.mktemp("gateway") / "kubeconfig"
+    write_contexts(federation, serving, output)
+    return output

@@ -16,40 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli import federator
-from tests.integration.conftest import GATEWAY_TOKENS, MEMBERS
+from tests.integration.conftest import DEPLOYMENT, GATEWAY_TOKENS, MEMBERS, write_contexts
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
-
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec: {{containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]}}
-"""
-
-
-def write_contexts(federation: Path, serving: Serve, output: Path, *extra: str) -> None:
-    done = federator("--kubeconfig", str(federation), "kubeconfig", "--server",
-                     f"https://127.0.0.1:{serving.gateway_port}", "--output", str(output),
-                     *extra)
-    assert done.returncode == 0, done.stderr
-    assert "federation-member-1" in done.stdout
-
-
-@pytest.fixture(scope="module")
-def gateway(serving: Serve, federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kubeconfig whose `federation` and `federation-<member>` contexts go through the
-    gateway as federation-admin (system:masters)."""
-    output = tmp_path_factory.mktemp("gateway") / "kubeconfig"
-    write_contexts(federation, serving, output)
-    return output
 
 
 @pytest.fixture(scope="module")
