@@ -23,7 +23,7 @@ class PreferencesError(ValueError):
     """Preferences that cannot be used; the message names the field and the fix."""
 
 
-class _ClusterModel(BaseModel):
+class ClusterPreferenceModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     weight: int = Field(default=1, ge=0)
@@ -31,18 +31,18 @@ class _ClusterModel(BaseModel):
     max_replicas: int | None = Field(default=None, ge=0, alias="maxReplicas")
 
     @model_validator(mode="after")
-    def _ordered(self) -> _ClusterModel:
+    def _ordered(self) -> ClusterPreferenceModel:
         if self.max_replicas is not None and self.min_replicas > self.max_replicas:
             raise ValueError(f"minReplicas {self.min_replicas} is more than maxReplicas "
                              f"{self.max_replicas}")
         return self
 
 
-class _PreferencesModel(BaseModel):
+class PreferencesModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rebalance: bool = False
-    clusters: dict[str, _ClusterModel] = Field(default_factory=dict)
+    clusters: dict[str, ClusterPreferenceModel] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def _describe(error: Any) -> str:
 
 def from_data(data: Any, source: str) -> Preferences:
     try:
-        model = _PreferencesModel.model_validate(data)
+        model = PreferencesModel.model_validate(data)
     except ValidationError as exc:
         raise PreferencesError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())
                                ) from exc

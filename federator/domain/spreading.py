@@ -102,3 +102,29 @@ def spread(total: int, clusters: Mapping[str, ClusterPreference], *,
     left = _fill(counts, total - placed, short, {c: counts[c] + short[c] for c in counts})
     left = _fill(counts, left, weights, limit)
     return Plan(counts, left)
+
+
+def explain(total: int, clusters: Mapping[str, ClusterPreference], plan: Plan, *,
+            capacity: Mapping[str, int] | None = None,
+            current: Mapping[str, int] | None = None) -> dict[str, str]:
+    """Why each of `clusters` got its share of `plan`, in words."""
+    capacity = capacity or {}
+    weights = sum(p.weight for p in clusters.values())
+    reasons = {}
+    for cluster, pref in sorted(clusters.items()):
+        count = plan.replicas.get(cluster, 0)
+        limit = _limit(pref, capacity.get(cluster))
+        fair = total * pref.weight / weights if weights else 0.0
+        if limit is not None and count >= limit and limit == pref.max_replicas:
+            reasons[cluster] = f"capped at its maxReplicas {limit}"
+        elif limit is not None and count >= limit:
+            reasons[cluster] = f"full: it has room for {limit}"
+        elif pref.min_replicas and count == pref.min_replicas and count > fair:
+            reasons[cluster] = f"raised to its minReplicas {pref.min_replicas}"
+        elif current is not None and count == current.get(cluster, 0) and count:
+            reasons[cluster] = "kept where they run (rebalance off)"
+        elif pref.weight == 0:
+            reasons[cluster] = "weight 0: only its minReplicas"
+        else:
+            reasons[cluster] = f"weight {pref.weight} of {weights}: {count} of {total}"
+    return reasons

@@ -14,12 +14,12 @@ from aiohttp import web
 
 from federator.clusters.registry import Member, Registry
 from federator.domain import fanout
-from federator.gateway.auth import User, user_of_certificate, user_of_token
+from federator.gateway import api
+from federator.gateway.auth import USER, User, user_of_certificate, user_of_token
 from federator.gateway.proxy import forward, request_headers
 from federator.gateway.status import status_body, status_response
 from federator.kube.client import KubeClient, KubeError
 
-USER = web.RequestKey("user", User)
 MAX_BODY = 16 * 1024 * 1024  # an apiserver takes up to 3 MiB; leave room for YAML and lists
 
 
@@ -39,6 +39,7 @@ class Gateway:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._authenticate], client_max_size=MAX_BODY)
+        app.add_subapp(api.PREFIX, api.Api(self.plane, self.registry).app())
         app.router.add_route("*", "/clusters/{cluster}/{tail:.*}", self._member)
         app.router.add_route("*", "/{tail:.*}", self._plane)
         return app

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 
 class TokenFileError(Exception):
     """A token file that cannot be used; the message names the line."""
@@ -18,6 +20,9 @@ class TokenFileError(Exception):
 class User:
     name: str
     groups: tuple[str, ...] = ()
+
+
+USER = web.RequestKey("user", User)  # who a request comes from, once authenticated
 
 
 def read_tokens(path: Path) -> dict[str, User]:

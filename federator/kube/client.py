@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 import yarl
+from multidict import CIMultiDict
 
 from federator.kube.kubeconfig import Credentials
 
@@ -75,15 +76,19 @@ class KubeClient:
 
     async def request(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
                       body: Any = None, content_type: str = "application/json",
-                      timeout: float | None = None, accept: str | None = None) -> Any:
-        """Send one request; the decoded JSON answer, or KubeError."""
+                      timeout: float | None = None, accept: str | None = None,
+                      headers: Sequence[tuple[str, str]] = ()) -> Any:
+        """Send one request; the decoded JSON answer, or KubeError. `headers`: more headers,
+        such as Impersonate-User."""
         data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else {}
+        sent = CIMultiDict(headers)
+        if data is not None:
+            sent["Content-Type"] = content_type
         if accept:
-            headers["Accept"] = accept
+            sent["Accept"] = accept
         try:
             async with self._open().request(
-                method, url, params=params, data=data, headers=headers,
+                method, url, params=params, data=data, headers=sent,
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
             ) as response:
                 text = await response.text()

@@ -187,3 +187,61 @@ def write_context(kubeconfig: Path, name: str, server: str, ca: bytes, *,
     data.setdefault("apiVersion", "v1")
     data.setdefault("kind", "Config")
     _write_yaml(kubeconfig, data)
+
+
+_INLINE_CLUSTER = frozenset({"server", "certificate-authority-data", "insecure-skip-tls-verify",
+                             "tls-server-name", "extensions"})
+_INLINE_USER = frozenset({"token", "client-certificate-data", "client-key-data", "extensions"})
+
+
+def _entry(data: dict[str, Any], section: str, name: str) -> dict[str, Any]:
+    for entry in data.get(section) or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            value = entry.get(section[:-1])
+            if isinstance(value, dict):
+                return value
+    raise CredentialsError(f"kubeconfig: {section} has no entry {name!r}")
+
+
+def inline_credentials(text: str, context: str | None) -> Credentials:
+    """The credentials of one context of kubeconfig text that carries them inline only (no
+    exec plugins, auth providers or file paths: text from a remote caller must not run
+    commands or read files here)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CredentialsError(f"kubeconfig: not YAML ({exc.__class__.__name__})") from exc
+    if not isinstance(data, dict):
+        raise CredentialsError("kubeconfig: not a kubeconfig (expected a mapping)")
+    name = context or data.get("current-context")
+    if not isinstance(name, str) or not name:
+        raise CredentialsError("context: the kubeconfig has no current-context; name one")
+    found = _entry(data, "contexts", name)
+    cluster = _entry(data, "clusters", str(found.get("cluster")))
+    user = _entry(data, "users", str(found.get("user")))
+    for what, entry, allowed in (("cluster", cluster, _INLINE_CLUSTER),
+                                 ("user", user, _INLINE_USER)):
+        extra = sorted(set(entry) - allowed)
+        if extra:
+            raise CredentialsError(f"kubeconfig: {what} field {extra[0]!r} is not accepted "
+                                   f"here; give credentials inline ({', '.join(sorted(allowed))})")
+
+    def decoded(entry: dict[str, Any], key: str) -> bytes | None:
+        value = entry.get(key)
+        if value is None:
+            return None
+        try:
+            return base64.b64decode(str(value), validate=True)
+        except ValueError as exc:
+            raise CredentialsError(f"kubeconfig: {key} is not base64") from exc
+
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server.startswith(("https://", "http://")):
+        raise CredentialsError("kubeconfig: the cluster's server must be an http(s) URL")
+    token = user.get("token")
+    return Credentials(server=server, ca_pem=decoded(cluster, "certificate-authority-data"),
+                       token=str(token) if token else None,
+                       cert_pem=decoded(user, "client-certificate-data"),
+                       key_pem=decoded(user, "client-key-data"),
+                       insecure=bool(cluster.get("insecure-skip-tls-verify")),
+                       tls_server_name=cluster.get("tls-server-name"))

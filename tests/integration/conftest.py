@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
@@ -104,3 +106,9 @@ def gateway(serving: Serve, federation: Path, tmp_path_factory: pytest.TempPathF
     output = tmp_path_factory.mktemp("gateway") / "kubeconfig"
     write_contexts(federation, serving, output)
     return output
+
+
+def ca_of(kubeconfig: Path) -> str:
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster = next(c for c in config["clusters"] if c["name"] == "federation")["cluster"]
+    return base64.b64decode(cluster["certificate-authority-data"]).decode()

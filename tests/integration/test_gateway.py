@@ -3,7 +3,6 @@ context, pods of every member in one listing, and who may do what."""
 
 from __future__ import annotations
 
-import base64
 import json
 import ssl
 import subprocess
@@ -14,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.integration.conftest import DEPLOYMENT, GATEWAY_TOKENS, MEMBERS, write_contexts
+from tests.integration.conftest import (
+    DEPLOYMENT,
+    GATEWAY_TOKENS,
+    MEMBERS,
+    ca_of,
+    write_contexts,
+)
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -156,9 +160,3 @@ def test_who_may_do_what(gateway: Path, reader: Path, serving: Serve) -> None:
     # In a member, the member's RBAC decides: reader is bound to nothing there.
     member = kubectl(reader, "federation-member-1", "get", "pods", check=False)
     assert member.returncode != 0 and 'User "reader" cannot list' in member.stderr
-
-
-def ca_of(kubeconfig: Path) -> str:
-    config = yaml.safe_load(kubeconfig.read_text())
-    cluster = next(c for c in config["clusters"] if c["name"] == "federation")["cluster"]
-    return base64.b64decode(cluster["certificate-authority-data"]).decode()

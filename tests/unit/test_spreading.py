@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from federator.domain.spreading import ClusterPreference, spread
+from federator.domain.spreading import ClusterPreference, explain, spread
 
 P = ClusterPreference
 names = st.sampled_from(["a", "b", "c", "d", "e"])
@@ -99,3 +99,21 @@ def test_rebalance_off_scale_up_only_adds(before: int, extra: int,
     current = spread(before, prefs).replicas
     after = spread(before + extra, prefs, current=current).replicas
     assert all(after[c] >= current[c] for c in prefs)
+
+
+def test_explain_names_the_rule_behind_each_share() -> None:
+    clusters = {"a": ClusterPreference(weight=2), "b": ClusterPreference(weight=1),
+                "c": ClusterPreference(weight=1, max_replicas=1),
+                "d": ClusterPreference(weight=0, min_replicas=2)}
+    plan = spread(10, clusters)
+    assert plan.replicas == {"a": 5, "b": 2, "c": 1, "d": 2}
+    assert explain(10, clusters, plan) == {
+        "a": "weight 2 of 4: 5 of 10", "b": "weight 1 of 4: 2 of 10",
+        "c": "capped at its maxReplicas 1", "d": "raised to its minReplicas 2"}
+    full = spread(4, {"a": ClusterPreference()}, capacity={"a": 3})
+    assert explain(4, {"a": ClusterPreference()}, full, capacity={"a": 3}) == {
+        "a": "full: it has room for 3"}
+    kept = spread(3, {"a": ClusterPreference(), "b": ClusterPreference()},
+                  current={"a": 3, "b": 0})
+    assert explain(3, {"a": ClusterPreference(), "b": ClusterPreference()}, kept,
+                   current={"a": 3, "b": 0})["a"] == "kept where they run (rebalance off)"
