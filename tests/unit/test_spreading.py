@@ -17,8 +17,9 @@ federations = st.dictionaries(names, preference, min_size=1, max_size=5)
 def capacity_of(prefs: dict[str, P]) -> int | None:
     if any(p.max_replicas is None and p.weight > 0 for p in prefs.values()):
         return None
-    return sum(p.max_replicas if p.max_replicas is not None else p.min_replicas
-               for p in prefs.values())
+    # a cluster of weight 0 takes its minReplicas only, whatever its maximum
+    return sum(p.max_replicas if p.max_replicas is not None and p.weight > 0
+               else p.min_replicas for p in prefs.values())
 
 
 def test_weights_two_to_one() -> None:
