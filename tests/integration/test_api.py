@@ -4,6 +4,7 @@ without one 5xx."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from pathlib import Path
@@ -12,10 +13,17 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
+import yaml
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.integration.conftest import DEPLOYMENT, GATEWAY_TOKENS, MEMBERS, ca_of
+from tests.integration.conftest import (
+    DEPLOYMENT,
+    GATEWAY_TOKENS,
+    MEMBERS,
+    ca_of,
+    write_contexts,
+)
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -69,6 +77,33 @@ def test_clusters_and_their_errors(api: Api) -> None:
         "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
         "users": [{"name": "u", "user": {"exec": {"command": "touch"}}}]})})
     assert code == 422 and "'exec' is not accepted" in bad["message"]
+
+
+def test_the_planes_rbac_decides_for_the_caller(
+        api: Api, serving: Serve, federation: Path, tmp_path: Path) -> None:
+    """User `nobody` (a client certificate of the gateway CA) is bound to nothing."""
+    output = tmp_path / "kubeconfig"
+    write_contexts(federation, serving, output, "--user", "nobody")
+    config = yaml.safe_load(output.read_text())
+    user = next(u for u in config["users"] if u["name"] == "federation-nobody")["user"]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+    key.write_bytes(base64.b64decode(user["client-key-data"]))
+
+    def call(method: str, page: str, body: Any = None) -> tuple[int, Any]:
+        answer = requests.request(method, api.base + page, json=body, verify=api.ca,
+                                  cert=(str(cert), str(key)), timeout=60)
+        return answer.status_code, answer.json()
+
+    code, denied = call("GET", "/clusters")
+    assert (code, denied["reason"]) == (403, "Forbidden")
+    assert 'User "nobody" cannot list' in denied["message"]
+    code, denied = call("POST", "/clusters", {"name": "sneaky", "kubeconfig": "x"})
+    assert (code, denied["message"]) == (
+        403, 'user "nobody" cannot create clusters.federator.io in the federation')
+    code, denied = call("DELETE", "/clusters/member-1", {"force": True})
+    assert code == 403 and "cannot delete clusters" in denied["message"]
+    assert api.call("GET", "/clusters/member-1")[0] == 200  # still joined
 
 
 def test_plan_explains_each_share_and_changes_nothing(api: Api) -> None:
