@@ -33,13 +33,16 @@ from federator.lab.spec import LabSpec, default_members
 MIB = 1024 * 1024
 
 
-def start_serve(kubeconfig: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_serve(kubeconfig: Path, port: int, log: Path,
+                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`federator serve` with its health port `port` and its gateway on `port - 1`, once it
+    leads."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig), "serve",
              "--identity", "benchmark", "--http-port", str(port),
              "--gateway-port", str(port - 1)],
-            stdout=sink, stderr=subprocess.STDOUT)
+            stdout=sink, stderr=subprocess.STDOUT, env=env)
     for _ in range(600):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:

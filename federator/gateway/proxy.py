@@ -24,6 +24,9 @@ _DROPPED_RESPONSE = frozenset({"content-length", "transfer-encoding", "content-e
                                "connection", "keep-alive"})
 
 
+WHOLE_MAX = 1024 * 1024  # answers up to this size are read whole, then sent at once
+
+
 def impersonation(user: User) -> list[tuple[str, str]]:
     return [("Impersonate-User", user.name),
             *(("Impersonate-Group", group) for group in user.groups)]
@@ -33,6 +36,12 @@ def request_headers(request: web.Request, user: User) -> list[tuple[str, str]]:
     kept = [(k, v) for k, v in request.headers.items()
             if k.lower() not in _DROPPED_REQUEST and not k.lower().startswith("impersonate-")]
     return [*kept, *impersonation(user)]
+
+
+def _whole(request: web.Request, answer: aiohttp.ClientResponse) -> bool:
+    """Whether an answer is passed on whole: a known, small length and no watch."""
+    return (request.query.get("watch") not in ("true", "1")
+            and answer.content_length is not None and answer.content_length <= WHOLE_MAX)
 
 
 async def forward(request: web.Request, upstream: KubeClient, path_qs: str, user: User,
@@ -45,10 +54,15 @@ async def forward(request: web.Request, upstream: KubeClient, path_qs: str, user
     try:
         async with upstream.forward(request.method, target, request_headers(request, user),
                                     body) as answer:
+            headers = [(k, v) for k, v in answer.headers.items()
+                       if k.lower() not in _DROPPED_RESPONSE]
+            if _whole(request, answer):  # one write instead of a chunked stream's three
+                whole = web.Response(status=answer.status, reason=answer.reason,
+                                     body=await answer.read())
+                whole.headers.extend(headers)
+                return whole
             reply = web.StreamResponse(status=answer.status, reason=answer.reason)
-            for key, value in answer.headers.items():
-                if key.lower() not in _DROPPED_RESPONSE:
-                    reply.headers.add(key, value)
+            reply.headers.extend(headers)
             await reply.prepare(request)
             try:
                 async for chunk in answer.content.iter_any():

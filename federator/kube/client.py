@@ -66,7 +66,8 @@ class KubeClient:
             connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context(),
                                              limit=self._pool_size)
             self._session = aiohttp.ClientSession(base_url=self.credentials.server,
-                                                  headers=headers, connector=connector)
+                                                  headers=headers, connector=connector,
+                                                  cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def close(self) -> None:
