@@ -44,8 +44,10 @@ def copy_of(kubeconfig: Path, member: str, *args: str) -> Any:
 
 
 def events(kubeconfig: Path, name: str, reason: str, namespace: str = "default") -> list[Any]:
+    """federator's own events about an object (member events copied into the plane keep
+    their member component as source)."""
     found = get_json(kubeconfig, "federation", "events", "-n", namespace, "--field-selector",
-                     f"involvedObject.name={name},reason={reason}")
+                     f"involvedObject.name={name},reason={reason},source=federator")
     return sorted(found["items"], key=lambda e: (e["lastTimestamp"], e["metadata"]["name"]))
 
 
