@@ -81,14 +81,11 @@ class Gateway:
         members = {n: m for n, m in sorted(self.registry.members.items())
                    if m.ready and m.client is not None}
         query = {k: v for k, v in request.query.items() if k not in ("limit", "continue")}
-        if query.get("watch") in ("true", "1"):
-            return status_response(405, "MethodNotAllowed",
-                                   "watching pods or nodes of every cluster at once is not "
-                                   "supported; watch one cluster with context "
-                                   "federation-<cluster>")
-        target = yarl.URL.build(path=request.path, query=query)
         headers = [(k, v) for k, v in request_headers(request, user) if k.lower() != "accept"]
         headers.append(("Accept", _json_accept(request.headers.get("Accept", ""))))
+        if query.get("watch") in ("true", "1"):
+            return await self._watch_all(request, members, query, headers)
+        target = yarl.URL.build(path=request.path, query=query)
         results = await asyncio.gather(*(self._ask(m, target, headers)
                                          for m in members.values()))
         answers: dict[str, dict[str, Any]] = {}
@@ -117,6 +114,67 @@ class Gateway:
         resource, name = request.path.rsplit("/", 2)[-2:]
         return self._json(404, status_body(404, "NotFound", f'{resource} "{name}" not found '
                                            "in any Ready cluster"), warnings)
+
+    async def _watch_all(self, request: web.Request, members: dict[str, Member],
+                         query: dict[str, str], headers: list[tuple[str, str]]
+                         ) -> web.StreamResponse:
+        """One watch over every Ready member, their events interleaved as they come, each
+        marked with its cluster and carrying a composite resourceVersion. It ends when any
+        member's watch ends (the client watches again from the last version it saw)."""
+        versions = fanout.member_versions(query.get("resourceVersion", ""), list(members))
+        if versions is None:
+            return status_response(410, "Expired", "resourceVersion is not one the gateway "
+                                   "gave out: list again")
+        if not members:
+            return status_response(503, "ServiceUnavailable", "no cluster is Ready")
+        lines: asyncio.Queue[tuple[str, bytes | None]] = asyncio.Queue(1024)
+        opened: dict[str, asyncio.Future[tuple[int, str, str]]] = {
+            name: asyncio.get_running_loop().create_future() for name in members}
+
+        async def follow(name: str, member: Member) -> None:
+            assert member.client is not None
+            target = yarl.URL.build(path=request.path,
+                                    query={**query, "resourceVersion": versions[name]})
+            try:
+                async with member.client.forward("GET", target, headers, None) as answer:
+                    body = "" if answer.status == 200 else await answer.text()
+                    opened[name].set_result((answer.status,
+                                             answer.headers.get("Content-Type", ""), body))
+                    if answer.status == 200:
+                        async for line in answer.content:
+                            await lines.put((name, line))
+            except KubeError as exc:
+                if not opened[name].done():
+                    opened[name].set_result((0, "", exc.message))
+            finally:
+                await lines.put((name, None))
+
+        tasks = [asyncio.ensure_future(follow(n, m)) for n, m in members.items()]
+        try:
+            started = await asyncio.gather(*opened.values())
+            for name, (code, _, body) in zip(members, started, strict=True):
+                if code == 0:
+                    return status_response(503, "ServiceUnavailable",
+                                           f"cluster {name} did not answer: {body}")
+                if code != 200:
+                    return web.Response(status=code, text=body,
+                                        content_type="application/json")
+            response = web.StreamResponse(headers={"Content-Type": started[0][1]})
+            await response.prepare(request)
+            while True:
+                name, line = await lines.get()
+                if line is None:
+                    break
+                if not line.strip():
+                    continue
+                event = fanout.watch_event(json.loads(line), name, versions)
+                await response.write(json.dumps(event).encode() + b"\n")
+            await response.write_eof()
+            return response
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _ask(self, member: Member, target: yarl.URL, headers: list[tuple[str, str]]
                    ) -> tuple[int, dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -96,6 +97,39 @@ def test_a_watch_streams_through_the_gateway(gateway: Path) -> None:
         finally:
             watcher.kill()
             kubectl(gateway, "federation", "delete", "configmap", "gw-watched", check=False)
+
+
+def test_pods_of_every_member_in_one_watch(gateway: Path) -> None:
+    kubectl(gateway, "federation", "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="gw-watch", replicas=3))
+    kubectl(gateway, "federation", "rollout", "status", "deployment/gw-watch", "--timeout=120s")
+    argv = ["kubectl", f"--kubeconfig={gateway}", "--context=federation", "get", "pods",
+            "-l", "app=gw-watch", "-w", "--output-watch-events"]
+    lines: list[str] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as watcher:
+        reader = threading.Thread(target=lambda: lines.extend(watcher.stdout or []),
+                                  daemon=True)
+        reader.start()
+        try:
+            listed = eventually(lambda: len(lines) >= 4 and lines[:4],
+                                "the listing of 3 pods")
+            assert listed[0].split()[:3] == ["EVENT", "CLUSTER", "NAME"]
+            assert sorted(row.split()[1] for row in listed[1:]) == sorted(MEMBERS)
+            kubectl(gateway, "federation", "scale", "deployment/gw-watch", "--replicas=6")
+
+            def added() -> list[str]:
+                return sorted({row.split()[1] for row in lines[4:]
+                               if row.split()[0] == "ADDED"})
+
+            assert eventually(lambda: added() == sorted(MEMBERS) and added(),
+                              "new pods of every member in the watch")
+        finally:
+            watcher.kill()
+            reader.join(10)
+        assert watcher.stderr is not None
+        assert "error" not in watcher.stderr.read().lower()
+    kubectl(gateway, "federation", "delete", "deployment", "gw-watch")
 
 
 def test_each_member_has_its_own_context(gateway: Path, federation: Path) -> None:

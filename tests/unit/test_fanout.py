@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from federator.domain.fanout import CLUSTER_ANNOTATION, fans_out, is_collection, merge
+from federator.domain.fanout import (
+    CLUSTER_ANNOTATION,
+    composite_version,
+    fans_out,
+    is_collection,
+    member_versions,
+    merge,
+    watch_event,
+)
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), [
@@ -39,7 +47,8 @@ def pod_list(*names: str) -> dict[str, Any]:
 def test_lists_are_merged_with_each_item_annotated() -> None:
     merged = merge({"b": pod_list("b1"), "a": pod_list("a1", "a2")})
     assert merged["kind"] == "PodList"
-    assert merged["metadata"]["resourceVersion"] == ""
+    assert member_versions(merged["metadata"]["resourceVersion"], ["a", "b"]) == {
+        "a": "7", "b": "7"}
     assert [(i["metadata"]["name"], i["metadata"]["annotations"][CLUSTER_ANNOTATION])
             for i in merged["items"]] == [("a1", "a"), ("a2", "a"), ("b1", "b")]
 
@@ -58,3 +67,47 @@ def test_tables_get_a_cluster_column() -> None:
 
 def test_no_member_no_items() -> None:
     assert merge({})["items"] == []
+
+
+def test_a_composite_version_gives_each_cluster_its_own() -> None:
+    version = composite_version({"m1": "10", "m2": "250"})
+    assert member_versions(version, ["m1", "m2", "m3"]) == {"m1": "10", "m2": "250", "m3": ""}
+    assert member_versions("", ["m1"]) == {"m1": ""}
+    assert member_versions("0", ["m1", "m2"]) == {"m1": "0", "m2": "0"}
+    assert member_versions("12345", ["m1"]) is None  # one cluster's: cannot be placed
+    assert member_versions("fed.!!!", ["m1"]) is None
+    assert member_versions(composite_version({}) + "x", ["m1"]) is None
+
+
+def test_watch_events_carry_their_cluster_and_every_clusters_version() -> None:
+    versions = {"m1": "10", "m2": "20"}
+    event = watch_event({"type": "MODIFIED", "object": {
+        "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "11"}}}, "m1", versions)
+    assert versions == {"m1": "11", "m2": "20"}
+    meta = event["object"]["metadata"]
+    assert meta["annotations"] == {CLUSTER_ANNOTATION: "m1"}
+    assert member_versions(meta["resourceVersion"], ["m1", "m2"]) == versions
+    bookmark = watch_event({"type": "BOOKMARK", "object": {
+        "kind": "Pod", "metadata": {"resourceVersion": "25"}}}, "m2", versions)
+    assert "annotations" not in bookmark["object"]["metadata"]
+    assert member_versions(bookmark["object"]["metadata"]["resourceVersion"],
+                           ["m1", "m2"]) == {"m1": "11", "m2": "25"}
+    error = {"type": "ERROR", "object": {"kind": "Status", "code": 410}}
+    assert watch_event(error, "m1", versions) == error
+
+
+def test_table_watch_events_get_the_cluster_column_when_they_define_columns() -> None:
+    first = {"type": "ADDED", "object": {
+        "kind": "Table", "columnDefinitions": [{"name": "Name"}], "metadata": {},
+        "rows": [{"cells": ["p"], "object": {"metadata": {"name": "p",
+                                                            "resourceVersion": "5"}}}]}}
+    versions: dict[str, str] = {}
+    table = watch_event(first, "m2", versions)["object"]
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Cluster", "Name"]
+    assert table["rows"][0]["cells"] == ["m2", "p"]
+    assert versions == {"m2": "5"}
+    later = {"type": "MODIFIED", "object": {
+        "kind": "Table", "columnDefinitions": [], "metadata": {},
+        "rows": [{"cells": ["q"], "object": {"metadata": {"name": "q"}}}]}}
+    table = watch_event(later, "m1", versions)["object"]
+    assert table["columnDefinitions"] == [] and table["rows"][0]["cells"] == ["m1", "q"]
