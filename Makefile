@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LAB    := $(BIN)/federator lab
 
-.PHONY: setup build lint typecheck unit integration test demo demo-down clean
+.PHONY: setup build bind lint typecheck unit integration test demo demo-down clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ setup: $(VENV)/.installed
 build: setup
 	$(LAB) build
 
+# BIND 9 (named, dig, nsupdate) for the DNS tests: Debian's packages, if they are missing.
+bind:
+	@command -v named >/dev/null && command -v dig >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends bind9 bind9-dnsutils >/dev/null; \
+	  else \
+	    echo "the DNS tests need BIND 9: sudo apt-get install bind9 bind9-dnsutils" >&2; exit 1; \
+	  fi; }
+
 lint: setup
 	$(BIN)/ruff check .
 
@@ -27,10 +37,10 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest -m 'not integration'
 
-integration: build
+integration: build bind
 	$(BIN)/pytest -m integration
 
-test: lint typecheck build
+test: lint typecheck build bind
 	$(BIN)/pytest
 
 # The lab (plane + 3 members), federator serving it, and a Deployment spread 2:1:1 over the

@@ -20,3 +20,7 @@ PROBE_SECONDS = Histogram("federator_cluster_probe_duration_seconds",
 MEMBER_EVENTS = Counter("federator_member_events_total",
                         "Member events copied into the plane, failed, or dropped by the rate "
                         "limit", ["cluster", "outcome"], registry=REGISTRY)
+DNS_UPDATES = Counter("federator_dns_updates_total",
+                      "Changes sent to DNS servers: applied, turned down by a prerequisite "
+                      "(the zone changed meanwhile), or failed (refused, badly signed, no "
+                      "answer)", ["provider", "outcome"], registry=REGISTRY)

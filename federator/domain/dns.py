@@ -186,3 +186,63 @@ def has_ready_endpoint(slices: Iterable[Mapping[str, Any]]) -> bool:
     ready, as the API says consumers should read it)."""
     return any((endpoint.get("conditions") or {}).get("ready") is not False
                for piece in slices for endpoint in piece.get("endpoints") or [])
+
+
+# Changes to an authoritative server shared with others ---------------------------------
+OWNER_LABEL = "_federator"  # ownership TXT of name N lives at _federator.N
+
+
+def ownership(federation: str) -> str:
+    """The TXT value that marks a name as this federation's."""
+    return f"heritage=federator,federation={federation}"
+
+
+@dataclass(frozen=True)
+class NameChange:
+    """What to do with one name: `new` names are created only if nothing is there yet (and
+    then marked as ours); `put` record sets replace what the name holds of their type;
+    `remove` types are deleted; `release` deletes the name's records and its mark."""
+
+    name: str
+    new: bool = False
+    put: tuple[RecordSet, ...] = ()
+    remove: tuple[RecordType, ...] = ()
+    release: bool = False
+
+
+def _by_name(sets: Iterable[RecordSet]) -> dict[str, dict[RecordType, RecordSet]]:
+    found: dict[str, dict[RecordType, RecordSet]] = {}
+    for record in sets:
+        found.setdefault(record.name.lower().rstrip("."), {})[record.type] = record
+    return found
+
+
+def changes(desired: Iterable[RecordSet], current: Iterable[RecordSet], federation: str
+            ) -> tuple[list[NameChange], list[str]]:
+    """(changes, problems) that make a zone shared with others hold `desired` for the names
+    this federation owns: names marked with its ownership TXT (see OWNER_LABEL). A wanted
+    name that holds records not marked as ours is someone else's: left alone, reported."""
+    want, have = _by_name(desired), _by_name(current)
+    mark = ownership(federation)
+    owned = {name for name in have
+             if (txt := have.get(f"{OWNER_LABEL}.{name}", {}).get("TXT")) is not None
+             and mark in txt.values}
+    result: list[NameChange] = []
+    problems: list[str] = []
+    for name in sorted(set(want) | owned):
+        wanted, held = want.get(name, {}), have.get(name, {})
+        if name not in owned:
+            if held:
+                problems.append(f"{name} holds records federator did not create: left alone")
+                continue
+            result.append(NameChange(name, new=True, put=tuple(wanted.values())))
+        elif not wanted:
+            result.append(NameChange(name, remove=tuple(sorted(held)), release=True))
+        else:
+            put = tuple(rs for kind, rs in sorted(wanted.items())
+                        if held.get(kind) is None or (held[kind].ttl, set(held[kind].values))
+                        != (rs.ttl, set(rs.values)))
+            remove = tuple(kind for kind in sorted(held) if kind not in wanted)
+            if put or remove:
+                result.append(NameChange(name, put=put, remove=remove))
+    return result, problems

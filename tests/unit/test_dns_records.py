@@ -7,10 +7,13 @@ from hypothesis import strategies as st
 
 from federator.domain.dns import (
     Endpoints,
+    NameChange,
     Place,
     RecordSet,
+    changes,
     has_ready_endpoint,
     node_addresses,
+    ownership,
     records,
     service_addresses,
 )
@@ -153,3 +156,36 @@ def test_ready_endpoints() -> None:
                                               {"conditions": {}}]}])
     assert not has_ready_endpoint([{"endpoints": [{"conditions": {"ready": False}}]}])
     assert not has_ready_endpoint([{"endpoints": None}, {}])
+
+
+def test_changes_touch_only_names_the_federation_marked() -> None:
+    mark = RecordSet("_federator.a.example.com", "TXT", 30, (ownership("fed"),))
+    current = [RecordSet("a.example.com", "A", 30, ("1.1.1.1",)), mark,
+               RecordSet("theirs.example.com", "A", 300, ("9.9.9.9",)),
+               RecordSet("gone.example.com", "A", 30, ("3.3.3.3",)),
+               RecordSet("_federator.gone.example.com", "TXT", 30, (ownership("fed"),)),
+               RecordSet("other.example.com", "A", 30, ("4.4.4.4",)),
+               RecordSet("_federator.other.example.com", "TXT", 30, (ownership("else"),))]
+    desired = [RecordSet("a.example.com", "A", 30, ("1.1.1.1",)),  # the same: nothing to do
+               RecordSet("a.example.com", "AAAA", 30, ("2001:db8::1",)),
+               RecordSet("theirs.example.com", "A", 30, ("5.5.5.5",)),
+               RecordSet("new.example.com", "CNAME", 30, ("a.example.com",)),
+               RecordSet("other.example.com", "A", 30, ("6.6.6.6",))]
+    todo, problems = changes(desired, current, "fed")
+    assert todo == [
+        NameChange("a.example.com", put=(desired[1],)),
+        NameChange("gone.example.com", remove=("A",), release=True),
+        NameChange("new.example.com", new=True, put=(desired[3],)),
+    ]
+    assert problems == ["other.example.com holds records federator did not create: left alone",
+                        "theirs.example.com holds records federator did not create: left alone"]
+    assert changes(desired[:1], current[:2], "fed") == ([], [])
+
+
+def test_a_changed_ttl_or_value_set_is_put_again_and_a_dropped_type_removed() -> None:
+    mark = RecordSet("_federator.a.example.com", "TXT", 30, (ownership("fed"),))
+    current = [RecordSet("a.example.com", "A", 30, ("1.1.1.1", "2.2.2.2")), mark,
+               RecordSet("a.example.com", "AAAA", 30, ("2001:db8::1",))]
+    wanted = RecordSet("a.example.com", "A", 60, ("2.2.2.2", "1.1.1.1"))
+    assert changes([wanted], current, "fed")[0] == [
+        NameChange("a.example.com", put=(wanted,), remove=("AAAA",))]
