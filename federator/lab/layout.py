@@ -207,8 +207,10 @@ def component_kubeconfig(paths: LabPaths, cluster: str) -> Path:
     return paths.work(cluster) / "kubeconfig"
 
 
-def nodes(member: MemberSpec) -> list[dict[str, Any]]:
-    """The kwok Node objects of a member: its capacity split over them, region and zone set."""
+def nodes(member: MemberSpec, index: int) -> list[dict[str, Any]]:
+    """The kwok Node objects of a member: its capacity split over them, region and zone set,
+    and addresses of their own (ExternalIP 172.20.<index>.<n>, what DNS answers for a
+    NodePort Service) where kwok would give every node the same one."""
     result = []
     for i, pods in enumerate(member.node_pods()):
         name = f"{member.name}-node-{i + 1}"
@@ -228,7 +230,9 @@ def nodes(member: MemberSpec) -> list[dict[str, Any]]:
                     ZONE_LABEL: member.zone,
                 },
             },
-            "status": {"capacity": capacity, "allocatable": capacity},
+            "status": {"capacity": capacity, "allocatable": capacity,
+                       "addresses": [{"type": "ExternalIP", "address": f"172.20.{index}.{i + 1}"},
+                                     {"type": "Hostname", "address": name}]},
         })
     return result
 

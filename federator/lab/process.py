@@ -274,9 +274,10 @@ class ProcessLab:
 
     def _add_nodes(self, spec: LabSpec) -> None:
         """Create each member's kwok nodes and wait until they are Ready and pods can be made."""
-        for member in spec.members:
+        for index, member in enumerate(spec.members, start=1):
             if member.workloads:
-                manifest = {"apiVersion": "v1", "kind": "List", "items": layout.nodes(member)}
+                manifest = {"apiVersion": "v1", "kind": "List",
+                            "items": layout.nodes(member, index)}
                 self.kubectl(member.name, "apply", "-f", "-", stdin=json.dumps(manifest),
                              step=f"nodes of {member.name}")
         for member in spec.members:

@@ -51,8 +51,11 @@ def test_ports_of_components_match_the_spec() -> None:
 
 
 def test_nodes_carry_location_and_capacity() -> None:
-    nodes = layout.nodes(SPEC.member("member-2"))
+    nodes = layout.nodes(SPEC.member("member-2"), 2)
     assert [n["status"]["capacity"]["pods"] for n in nodes] == ["1", "1"]
+    assert [n["status"]["addresses"][0] for n in nodes] == [
+        {"type": "ExternalIP", "address": "172.20.2.1"},
+        {"type": "ExternalIP", "address": "172.20.2.2"}]
     for node in nodes:
         labels = node["metadata"]["labels"]
         assert labels[REGION_LABEL] == "us-west-2"
