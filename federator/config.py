@@ -74,6 +74,42 @@ class EventsConfig(_Strict):
     max_pending: int = Field(default=2000, ge=1)
 
 
+class EmbeddedDnsConfig(_Strict):
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = Field(default=5353, ge=0, le=65535)
+    nameservers: tuple[str, ...] = ()  # the zone's NS records; default ns.<dns zone>
+
+
+class Rfc2136Config(_Strict):
+    enabled: bool = False
+    server: str = "127.0.0.1"  # an address
+    port: int = Field(default=53, ge=1, le=65535)
+    zone: str | None = None  # default: the federation's DNS zone (federator init)
+    key_name: str = "federator"
+    key_secret_file: Path | None = None  # the TSIG secret, base64, as tsig-keygen prints it
+    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224",
+                       "hmac-sha1", "hmac-md5"] = "hmac-sha256"
+    batch: int = Field(default=20, ge=1, le=500)
+
+    @model_validator(mode="after")
+    def _keyed(self) -> Rfc2136Config:
+        if self.enabled and self.key_secret_file is None:
+            raise ValueError("key_secret_file: a TSIG secret is needed to send updates; "
+                             "make one with `tsig-keygen` and name its file")
+        return self
+
+
+class DnsConfig(_Strict):
+    """Records of federated Services under the federation's DNS zone: answered by the
+    embedded server, and/or kept in an authoritative server by RFC 2136 updates."""
+
+    enabled: bool = True
+    ttl: int = Field(default=30, ge=1, le=86400)
+    embedded: EmbeddedDnsConfig = EmbeddedDnsConfig()
+    rfc2136: Rfc2136Config = Rfc2136Config()
+
+
 class GatewayConfig(_Strict):
     enabled: bool = True
     address: str = "127.0.0.1"
@@ -98,6 +134,7 @@ class Settings(_Strict):
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     propagation: PropagationConfig = PropagationConfig()
     events: EventsConfig = EventsConfig()
+    dns: DnsConfig = DnsConfig()
     gateway: GatewayConfig = GatewayConfig()
     log: LogConfig = LogConfig()
 

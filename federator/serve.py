@@ -7,17 +7,24 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from federator import logs, metrics
-from federator.clusters.plane import read_federation
+from federator.clusters.plane import Federation, read_federation
 from federator.clusters.registry import ProbeSettings, Registry
-from federator.config import GatewayConfig, Settings
+from federator.config import DnsConfig, GatewayConfig, Rfc2136Config, Settings
+from federator.controllers.dns import DnsController
 from federator.controllers.events import EventFederator, EventSettings
 from federator.controllers.propagation import PropagationSettings, Propagator
+from federator.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
+from federator.dns.server import DnsServer
+from federator.dns.zone import SoaFields
+from federator.domain.dns import RecordSet
+from federator.domain.naming import CONFIG_NAME, FEDERATION_NAMESPACE
 from federator.gateway.app import Gateway
 from federator.gateway.auth import TokenFileError, read_tokens
 from federator.gateway.certificates import gateway_ca, serving_context
@@ -30,6 +37,7 @@ from federator.kube.kubeconfig import (
     load_credentials,
 )
 from federator.kube.leader import LeaderElector, LeaseSettings, LostLeadership
+from federator.kube.resources import CONFIGMAPS, path
 
 log = structlog.get_logger(__name__)
 
@@ -70,8 +78,8 @@ class GatewayError(Exception):
     """The gateway's settings cannot be used; the message names the setting."""
 
 
-async def start_gateway(config: GatewayConfig, plane: KubeClient,
-                        registry: Registry) -> web.AppRunner:
+async def start_gateway(config: GatewayConfig, plane: KubeClient, registry: Registry,
+                        dns_records: Callable[[], list[RecordSet]]) -> web.AppRunner:
     try:
         tokens = read_tokens(config.token_file) if config.token_file else {}
     except TokenFileError as exc:
@@ -84,7 +92,8 @@ async def start_gateway(config: GatewayConfig, plane: KubeClient,
         raise GatewayError(f"the gateway CA could not be read or stored in the plane "
                            f"(has `federator init` run?): {exc}") from exc
     context = serving_context(ca_cert, ca_key, config.hostnames, config.client_ca_file)
-    gateway = Gateway(plane, registry, tokens, member_timeout=config.member_timeout)
+    gateway = Gateway(plane, registry, tokens, dns_records,
+                      member_timeout=config.member_timeout)
     # A client that goes away cancels its handler (and so its watch upstream); on shutdown,
     # open watches get a moment, then they are cut (clients watch again elsewhere).
     runner = web.AppRunner(gateway.app(), access_log=None, handler_cancellation=True,
@@ -92,6 +101,101 @@ async def start_gateway(config: GatewayConfig, plane: KubeClient,
     await runner.setup()
     await web.TCPSite(runner, config.address, config.port, ssl_context=context).start()
     return runner
+
+
+async def federation_of(plane: KubeClient) -> Federation:
+    """The federation the plane holds, once `federator init` has run."""
+    federation = await read_federation(plane)
+    while federation is None:
+        log.error("the plane holds no federation: run `federator init`; retrying")
+        await asyncio.sleep(10)
+        federation = await read_federation(plane)
+    return federation
+
+
+class DnsError(Exception):
+    """DNS cannot be served as configured; the message names the setting."""
+
+
+class DnsService:
+    """The DNS records on every replica (answered by the embedded server), and the zone of
+    an authoritative server kept by the leader (keep_zone)."""
+
+    def __init__(self, may_write: Callable[[], bool]) -> None:
+        self.may_write = may_write
+        self.controller: DnsController | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def records(self) -> list[RecordSet]:
+        return self.controller.records if self.controller is not None else []
+
+    async def run(self, config: DnsConfig, plane: KubeClient, registry: Registry,
+                  recorder: EventRecorder) -> None:
+        if not config.enabled:
+            return
+        federation = await federation_of(plane)
+        zone = federation.dns_zone
+        if not zone:
+            log.info("DNS is off: the federation has no DNS zone (federator init "
+                     "--dns-zone-name)")
+            return
+        server = None
+        if config.embedded.enabled:
+            server = DnsServer(zone, SoaFields(f"ns.{zone}", f"hostmaster.{zone}",
+                                               negative_ttl=config.ttl),
+                               config.embedded.nameservers or (f"ns.{zone}",))
+            try:
+                await server.start(config.embedded.address, config.embedded.port)
+            except OSError as exc:
+                raise DnsError(f"dns.embedded: cannot listen on {config.embedded.address}:"
+                               f"{config.embedded.port}: {exc.strerror or exc}") from exc
+        self.controller = DnsController(plane, registry, federation.name, zone,
+                                        ttl=config.ttl,
+                                        publish=server.update if server else lambda _: None,
+                                        recorder=recorder, may_write=self.may_write)
+        self.ready.set()
+        try:
+            await self.controller.run()
+        finally:
+            if server is not None:
+                await server.stop()
+
+
+async def keep_zone(config: Rfc2136Config, federation: Federation, dns: DnsService,
+                    plane: KubeClient, recorder: EventRecorder) -> None:
+    """As the leader: keep the records in an authoritative server by RFC 2136 updates; what
+    goes wrong is an event on the federation's ConfigMap (and a metric), never a crash."""
+    await dns.ready.wait()
+    assert dns.controller is not None and config.key_secret_file is not None
+    try:
+        secret = config.key_secret_file.read_text().strip()
+    except OSError as exc:
+        log.error("dns updates off: dns.rfc2136.key_secret_file cannot be read",
+                  file=str(config.key_secret_file), error=exc.strerror)
+        return
+    problems: asyncio.Queue[str] = asyncio.Queue(100)
+
+    def report(problem: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            problems.put_nowait(problem)
+
+    async def announce() -> None:
+        while True:
+            problem = await problems.get()
+            with contextlib.suppress(KubeError):
+                about = await plane.get(path(CONFIGMAPS, namespace=FEDERATION_NAMESPACE,
+                                             name=CONFIG_NAME))
+                await recorder.record(about, "Warning", "DNSUpdateFailed", problem)
+
+    provider = Rfc2136Provider(
+        Rfc2136Settings(config.server, config.zone or federation.dns_zone or "",
+                        config.key_name, secret, port=config.port, algorithm=config.algorithm,
+                        batch=config.batch),
+        federation.name, on_problem=report)
+    controller = dns.controller
+    await asyncio.gather(provider.run(lambda: controller.records, controller.changed),
+                         announce())
 
 
 def _dump_tasks() -> None:
@@ -122,12 +226,15 @@ async def serve(settings: Settings) -> int:
                                              probe.success_threshold, probe.capacity_period),
                         EventRecorder(plane, settings.identity),
                         may_write=lambda: elector is None or elector.leading)
+    recorder = EventRecorder(plane, settings.identity)
+    dns = DnsService(lambda: elector is None or elector.leading)
     runners = [web.AppRunner(health_app(plane, elector), access_log=None)]
     await runners[0].setup()
     await web.TCPSite(runners[0], settings.http.address, settings.http.port).start()
     if settings.gateway.enabled:
         try:
-            runners.append(await start_gateway(settings.gateway, plane, registry))
+            runners.append(await start_gateway(settings.gateway, plane, registry,
+                                               lambda: dns.records))
         except (GatewayError, KubeError, OSError) as exc:
             log.error("gateway not started", error=str(exc))
             for runner in runners:
@@ -143,25 +250,22 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
-    recorder = EventRecorder(plane, settings.identity)
-
     async def lead() -> None:
-        federation = await read_federation(plane)
-        while federation is None:
-            log.error("the plane holds no federation: run `federator init`; retrying")
-            await asyncio.sleep(10)
-            federation = await read_federation(plane)
+        federation = await federation_of(plane)
         propagator = Propagator(plane, registry, federation.name, recorder,
                                 PropagationSettings(**settings.propagation.model_dump()))
-        if not settings.events.enabled:
-            await propagator.run()
-            return
-        events = EventFederator(plane, registry, federation.name, recorder, settings.identity,
-                                EventSettings(**settings.events.model_dump(exclude={"enabled"})))
-        await asyncio.gather(propagator.run(), events.run())
+        work = [propagator.run()]
+        if settings.events.enabled:
+            work.append(EventFederator(
+                plane, registry, federation.name, recorder, settings.identity,
+                EventSettings(**settings.events.model_dump(exclude={"enabled"}))).run())
+        if settings.dns.enabled and settings.dns.rfc2136.enabled:
+            work.append(keep_zone(settings.dns.rfc2136, federation, dns, plane, recorder))
+        await asyncio.gather(*work)
 
-    async def everything() -> None:  # the registry on every replica: the gateway needs it
-        await asyncio.gather(registry.run(), elector.run(lead) if elector else lead())
+    async def everything() -> None:  # registry and DNS on every replica; the rest leads
+        await asyncio.gather(registry.run(), dns.run(settings.dns, plane, registry, recorder),
+                             elector.run(lead) if elector else lead())
 
     work = asyncio.ensure_future(everything())
     stopper = asyncio.ensure_future(stop.wait())
@@ -172,6 +276,9 @@ async def serve(settings: Settings) -> int:
             work.result()
     except LostLeadership as exc:
         log.error("lost leadership; exiting", error=str(exc))
+        code = 1
+    except DnsError as exc:
+        log.error("dns not started", error=str(exc))
         code = 1
     finally:
         for task in (work, stopper):

@@ -28,11 +28,13 @@ class Serve:
         self.identity = identity
         self.port = free_port()
         self.gateway_port = free_port()
+        self.dns_port = free_port()  # the embedded DNS server, UDP and TCP
         self.log = log
         self.argv = [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig),
                      "serve", "--identity", identity, "--http-port", str(self.port),
                      "--gateway-port", str(self.gateway_port)]
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "FEDERATOR_DNS__EMBEDDED__PORT": str(self.dns_port),
+                    **(env or {})}
         self.process = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:

@@ -22,6 +22,7 @@ from federator.clusters import join as joining
 from federator.clusters.plane import read_federation
 from federator.clusters.registry import Registry
 from federator.domain import preferences, propagation
+from federator.domain.dns import RecordSet
 from federator.domain.naming import CLUSTER_LABEL, FEDERATION_NAMESPACE
 from federator.domain.preferences import PreferencesError
 from federator.domain.propagation import CLUSTER_STATUS, PlacementError
@@ -159,9 +160,11 @@ def _federated_event(event: Object) -> models.FederatedEvent:
 
 
 class Api:
-    def __init__(self, plane: KubeClient, registry: Registry) -> None:
+    def __init__(self, plane: KubeClient, registry: Registry,
+                 dns_records: Callable[[], list[RecordSet]] = list) -> None:
         self.plane = plane
         self.registry = registry
+        self.dns_records = dns_records
 
     def app(self) -> web.Application:
         """The API as a sub-application, mounted at PREFIX."""
@@ -396,7 +399,9 @@ class Api:
 
     # dns ---------------------------------------------------------------------------------
     async def dns(self, _: web.Request) -> web.Response:
-        """The records federator maintains: none until cross-cluster DNS runs (issue #6)."""
+        """The records federator maintains (in the embedded server and any RFC 2136 one)."""
         federation = await read_federation(self.plane)
-        return _json(models.DnsRecords(zone=federation.dns_zone if federation else None,
-                                       records=[]))
+        return _json(models.DnsRecords(
+            zone=federation.dns_zone if federation else None,
+            records=[models.DnsRecord(name=r.name, type=r.type, ttl=r.ttl,
+                                      values=list(r.values)) for r in self.dns_records()]))

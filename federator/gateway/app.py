@@ -14,6 +14,7 @@ from aiohttp import web
 
 from federator.clusters.registry import Member, Registry
 from federator.domain import fanout
+from federator.domain.dns import RecordSet
 from federator.gateway import api
 from federator.gateway.auth import USER, User, user_of_certificate, user_of_token
 from federator.gateway.proxy import forward, request_headers
@@ -30,16 +31,18 @@ def _json_accept(accept: str) -> str:
 
 
 class Gateway:
-    def __init__(self, plane: KubeClient, registry: Registry, tokens: dict[str, User], *,
+    def __init__(self, plane: KubeClient, registry: Registry, tokens: dict[str, User],
+                 dns_records: Callable[[], list[RecordSet]] = list, *,
                  member_timeout: float = 5.0) -> None:
         self.plane = plane
+        self.dns_records = dns_records
         self.registry = registry
         self.tokens = tokens
         self.member_timeout = member_timeout
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._authenticate], client_max_size=MAX_BODY)
-        app.add_subapp(api.PREFIX, api.Api(self.plane, self.registry).app())
+        app.add_subapp(api.PREFIX, api.Api(self.plane, self.registry, self.dns_records).app())
         app.router.add_route("*", "/clusters/{cluster}/{tail:.*}", self._member)
         app.router.add_route("*", "/{tail:.*}", self._plane)
         return app

@@ -80,16 +80,25 @@ class Reflector:
         self.synced.set()
         return str(answer["metadata"]["resourceVersion"])
 
+    def _recovered(self, failing: int) -> int:
+        if failing:
+            log.info("watch resumed", url=self.url, server=self.client.server,
+                     failures=failing)
+        return 0
+
     async def run(self) -> None:
         delay = 0.5
+        failing = 0
         resource_version: str | None = None
         while True:
             try:
                 if resource_version is None:
                     resource_version = await self._list()
+                    failing = self._recovered(failing)
                 async for event in self.client.watch(
                         self.url, resource_version=resource_version, extra=self.selectors,
                         accept=METADATA if self.metadata_only else None):
+                    failing = self._recovered(failing)
                     kind, obj = event["type"], event["object"]
                     resource_version = str(obj["metadata"]["resourceVersion"])
                     if kind == "BOOKMARK":
@@ -106,8 +115,12 @@ class Reflector:
                 if exc.code == 410:
                     resource_version = None  # too old: list again
                     continue
-                log.warning("watch failed", url=self.url, server=self.client.server,
-                            error=str(exc), retry_in=round(delay, 1))
+                # The first failure in a row is a warning; its repeats (a member down for a
+                # while, watched by many reflectors) only debug lines.
+                (log.warning if failing == 0 else log.debug)(
+                    "watch failed", url=self.url, server=self.client.server, error=str(exc),
+                    retry_in=round(delay, 1))
+                failing += 1
             except Exception:  # a mirror must not die quietly: say why, start over
                 log.exception("list or watch broke", url=self.url, server=self.client.server,
                               retry_in=round(delay, 1))

@@ -12,6 +12,7 @@ import yaml
 
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
+from tests.bind import KEY_NAME, Bind
 from tests.cli import federator
 from tests.serving import Serve
 
@@ -48,7 +49,7 @@ GATEWAY_TOKENS = {"token-of-an-operator": ("operator", ("system:masters",))}
 @pytest.fixture(scope="session")
 def federation(kubeconfig: Path) -> Iterator[Path]:
     """The lab's plane initialised (`federator init`) and every member joined."""
-    done = federator("--kubeconfig", str(kubeconfig), "init", "--dns-zone-name", "example.com")
+    done = federator("--kubeconfig", str(kubeconfig), "init", "--dns-zone-name", DNS_ZONE)
     assert done.returncode == 0, done.stderr
     for member in MEMBERS:
         done = federator("--kubeconfig", str(kubeconfig), "join", member)
@@ -56,14 +57,32 @@ def federation(kubeconfig: Path) -> Iterator[Path]:
     yield kubeconfig
 
 
+DNS_ZONE = "example.com"
+THEIR_RECORD = ("mail.example.com", "192.0.2.25")  # someone else's, in BIND's zone
+
+
 @pytest.fixture(scope="session")
-def serving(federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bind]:
+    """A real BIND 9 holding the federation's zone, open to federator's signed updates."""
+    server = Bind(tmp_path_factory.mktemp("bind"), DNS_ZONE,
+                  records=f"{THEIR_RECORD[0].removesuffix('.' + DNS_ZONE)} IN A "
+                          f"{THEIR_RECORD[1]}\n")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def serving(federation: Path, bind: Bind,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     """One `federator serve` that leads and keeps the registry running for the session."""
     # Members count as full after 5 s of unschedulable pods, and an unreachable member holds
     # a deletion for 10 s (60 s each by default), so that those tests do not wait minutes.
     # The gateway also takes the bearer tokens of GATEWAY_TOKENS. Member events: a backlog of
-    # EVENT_BACKLOG per member at most, so that a storm the test makes is past it.
+    # EVENT_BACKLOG per member at most, so that a storm the test makes is past it. DNS: the
+    # embedded server (Serve picks its port) and updates to the session's BIND.
     directory = tmp_path_factory.mktemp("serve")
+    secret = directory / "tsig.secret"
+    secret.write_text(bind.secret)
     tokens = directory / "tokens.csv"
     tokens.write_text("".join(f'{token},{user},uid-{user},"{",".join(groups)}"\n'
                               for token, (user, groups) in GATEWAY_TOKENS.items()))
@@ -72,7 +91,11 @@ def serving(federation: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                    "FEDERATOR_PROPAGATION__DELETION_TIMEOUT": "10",
                    "FEDERATOR_GATEWAY__TOKEN_FILE": str(tokens),
                    "FEDERATOR_EVENTS__RATE": "20", "FEDERATOR_EVENTS__BURST": "20",
-                   "FEDERATOR_EVENTS__MAX_PENDING": str(EVENT_BACKLOG)})
+                   "FEDERATOR_EVENTS__MAX_PENDING": str(EVENT_BACKLOG),
+                   "FEDERATOR_DNS__RFC2136__ENABLED": "true",
+                   "FEDERATOR_DNS__RFC2136__PORT": str(bind.port),
+                   "FEDERATOR_DNS__RFC2136__KEY_NAME": KEY_NAME,
+                   "FEDERATOR_DNS__RFC2136__KEY_SECRET_FILE": str(secret)})
     yield serve
     assert serve.stop() == 0
 

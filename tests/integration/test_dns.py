@@ -1,0 +1,145 @@
+"""Cross-cluster DNS on the lab, answered by the embedded server and kept in a real BIND 9:
+records appear; a member whose pods are all unready leaves the zone-level name, which falls
+back to a CNAME; a member whose apiserver stops leaves every level and comes back with it.
+Queried with dnspython and with dig."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+import requests
+
+from tests.bind import Bind
+from tests.integration.conftest import (
+    DEPLOYMENT,
+    DNS_ZONE,
+    GATEWAY_TOKENS,
+    THEIR_RECORD,
+    ca_of,
+)
+from tests.kube import eventually, get_json, kubectl
+from tests.serving import Serve
+
+pytestmark = pytest.mark.integration
+SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: dns-web}
+spec:
+  type: NodePort
+  selector: {app: dns-web}
+  ports: [{port: 80, targetPort: 80}]
+"""
+BASE = "dns-web.default.federation.svc"
+GLOBAL = f"{BASE}.{DNS_ZONE}"
+WEST = f"{BASE}.us-west-2.{DNS_ZONE}"
+WEST_ZONE = f"{BASE}.us-west-2b.us-west-2.{DNS_ZONE}"
+EAST_ZONE = f"{BASE}.us-east-1a.us-east-1.{DNS_ZONE}"
+ADDRESSES = {m: [f"172.20.{i}.1", f"172.20.{i}.2"]
+             for i, m in enumerate(("member-1", "member-2", "member-3"), start=1)}
+
+
+def _embedded(serving: Serve, name: str, kind: str = "A") -> list[str]:
+    """What the embedded server answers (dnspython): values of the answer, in order."""
+    reply = dns.query.udp(dns.message.make_query(name, kind), "127.0.0.1",
+                          port=serving.dns_port, timeout=5)
+    return sorted(r.to_text() for rrset in reply.answer for r in rrset
+                  if dns.rdatatype.to_text(rrset.rdtype) == kind)
+
+
+def _dig(port: int, name: str, kind: str = "A") -> list[str]:
+    done = subprocess.run(["dig", "+short", "+norecurse", "-p", str(port), "@127.0.0.1", name,
+                           kind], capture_output=True, text=True, check=True, timeout=30)
+    return sorted(line for line in done.stdout.splitlines() if line)
+
+
+def _both(serving: Serve, bind: Bind, name: str, kind: str, expected: list[str]) -> bool:
+    return (_embedded(serving, name, kind) == expected
+            and _dig(serving.dns_port, name, kind) == expected
+            and bind.dig(name, kind) == expected)
+
+
+def _ips(*members: str) -> list[str]:
+    return sorted(a for m in members for a in ADDRESSES[m])
+
+
+def _set_ready(federation: Path, member: str, ready: bool) -> None:
+    """Mark every dns-web pod of a member (un)ready, as a failing readiness probe would."""
+    pods = get_json(federation, member, "pods", "-l", "app=dns-web")["items"]
+    status = "True" if ready else "False"
+    for pod in pods:
+        conditions = [c for c in pod["status"].get("conditions") or []
+                      if c["type"] not in ("Ready", "ContainersReady")]
+        conditions += [{"type": kind, "status": status} for kind in ("Ready", "ContainersReady")]
+        statuses: list[dict[str, Any]] = [{**s, "ready": ready}
+                                          for s in pod["status"].get("containerStatuses") or []]
+        kubectl(federation, member, "patch", "pod", pod["metadata"]["name"],
+                "--subresource=status", "--type=merge", "-p",
+                json.dumps({"status": {"conditions": conditions,
+                                       "containerStatuses": statuses}}))
+
+
+def _api_records(serving: Serve, gateway: Path, tmp_path: Path) -> Any:
+    """What the REST API lists under /federator/v1/dns."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text(ca_of(gateway))
+    answer = requests.get(f"https://127.0.0.1:{serving.gateway_port}/federator/v1/dns",
+                          headers={"Authorization": f"Bearer {next(iter(GATEWAY_TOKENS))}"},
+                          verify=str(ca), timeout=30)
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def test_records_follow_readiness_and_cluster_health(
+        serving: Serve, bind: Bind, federation: Path, gateway: Path, lab: Any, lab_spec: Any,
+        tmp_path: Path) -> None:
+    kubectl(federation, "federation", "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="dns-web", replicas=3))
+    kubectl(federation, "federation", "apply", "-f", "-", stdin=SERVICE)
+    everyone = _ips("member-1", "member-2", "member-3")
+    eventually(lambda: _both(serving, bind, GLOBAL, "A", everyone), "every member's addresses")
+    assert _both(serving, bind, WEST_ZONE, "A", _ips("member-2"))
+    listed = _api_records(serving, gateway, tmp_path)
+    assert {"name": GLOBAL, "type": "A", "ttl": 30, "values": everyone} in listed["records"]
+    assert listed["zone"] == DNS_ZONE
+    assert _both(serving, bind, EAST_ZONE, "A", _ips("member-1"))
+    assert bind.dig(THEIR_RECORD[0]) == [THEIR_RECORD[1]]  # someone else's: untouched
+
+    _set_ready(federation, "member-2", False)
+    try:
+        eventually(lambda: _both(serving, bind, WEST_ZONE, "CNAME", [WEST + "."]),
+                   "member-2's zone name falls back to its region")
+        assert _both(serving, bind, WEST, "CNAME", [GLOBAL + "."])
+        assert _both(serving, bind, GLOBAL, "A", _ips("member-1", "member-3"))
+    finally:
+        _set_ready(federation, "member-2", True)
+    eventually(lambda: _both(serving, bind, WEST_ZONE, "A", _ips("member-2")),
+               "member-2's addresses back")
+
+    lab.stop_component("member-3/kube-apiserver")
+    try:
+        eventually(lambda: _both(serving, bind, GLOBAL, "A", _ips("member-1", "member-2")),
+                   "member-3 out of every level", attempts=600)
+        eu = f"{BASE}.eu-west-1.{DNS_ZONE}"
+        assert _both(serving, bind, eu, "CNAME", [GLOBAL + "."])
+    finally:
+        lab.up(lab_spec)
+    eventually(lambda: _both(serving, bind, GLOBAL, "A", everyone), "member-3 back",
+               attempts=600)
+    assert bind.dig(THEIR_RECORD[0]) == [THEIR_RECORD[1]]
+
+
+def test_the_embedded_server_is_authoritative_for_the_zone(serving: Serve) -> None:
+    reply = dns.query.tcp(dns.message.make_query(f"nothing.{DNS_ZONE}", "A"), "127.0.0.1",
+                          port=serving.dns_port, timeout=5)
+    assert reply.rcode() == dns.rcode.NXDOMAIN
+    assert reply.authority[0].rdtype == dns.rdatatype.SOA
+    assert _dig(serving.dns_port, DNS_ZONE, "SOA")[0].startswith(f"ns.{DNS_ZONE}. ")
