@@ -13,7 +13,7 @@ from typing import cast
 
 import structlog
 
-from federator.dns.zone import SoaFields, Zone, answer, parse
+from federator.dns.zone import SoaFields, Zone, answer_wire
 from federator.domain.dns import RecordSet
 
 log = structlog.get_logger(__name__)
@@ -29,9 +29,9 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = parse(data)
-        if query is not None and self.transport is not None:
-            self.transport.sendto(answer(self.server.zone, query, udp=True), addr)
+        reply = answer_wire(self.server.zone, data, udp=True)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
 
 
 class DnsServer:
@@ -68,10 +68,9 @@ class DnsServer:
                 async with asyncio.timeout(TCP_IDLE):
                     size = struct.unpack("!H", await reader.readexactly(2))[0]
                     data = await reader.readexactly(size)
-                query = parse(data)
-                if query is None:
+                reply = answer_wire(self.zone, data, udp=False)
+                if reply is None:
                     break
-                reply = answer(self.zone, query, udp=False)
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):

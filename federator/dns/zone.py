@@ -56,6 +56,8 @@ class Zone:
             values = [_absolute(v) if record.type == "CNAME" else
                       _quoted(v) if record.type == "TXT" else v for v in record.values]
             self._add(dns.rrset.from_text_list(name, record.ttl, "IN", record.type, values))
+        # Answers already made from this snapshot, by the query's bytes after its ID.
+        self.answered: dict[tuple[bytes, bool], bytes] = {}
         # Every name that exists, empty non-terminals included: NODATA, not NXDOMAIN.
         self.names: set[dns.name.Name] = set()
         for name, _ in self.rrsets:
@@ -135,6 +137,26 @@ def answer(zone: Zone, query: dns.message.Message, *, udp: bool) -> bytes:
         response.additional.clear()
         response.flags |= dns.flags.TC
         return response.to_wire()
+
+
+ANSWERED_MAX = 10000  # answers kept per snapshot
+
+
+def answer_wire(zone: Zone, wire: bytes, *, udp: bool) -> bytes | None:
+    """The response to a query as it came off the wire, or None to send nothing. The same
+    query bytes (but for the ID) get the same answer from one snapshot: made once, then
+    copied with the asker's ID."""
+    key = (wire[2:], udp)
+    made = zone.answered.get(key)
+    if made is not None:
+        return wire[:2] + made[2:]
+    query = parse(wire)
+    if query is None:
+        return None
+    reply = answer(zone, query, udp=udp)
+    if len(zone.answered) < ANSWERED_MAX and query.keyring is None and not query.had_tsig:
+        zone.answered[key] = reply
+    return reply
 
 
 def parse(wire: bytes) -> dns.message.Message | None:

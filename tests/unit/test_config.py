@@ -31,6 +31,9 @@ def test_the_shipped_file_is_valid() -> None:
     ({"FEDERATOR_PROBE__PERIODE": "1"}, "probe.periode"),
     ({"FEDERATOR_LEADER_ELECTION__RENEW_DEADLINE": "20"},
      "need retry_period < renew_deadline < lease_duration"),
+    ({"FEDERATOR_DNS__RFC2136__ENABLED": "true"},
+     "key_secret_file: a TSIG secret is needed to send updates"),
+    ({"FEDERATOR_DNS__RFC2136__ALGORITHM": "rot13"}, "dns.rfc2136.algorithm"),
 ])
 def test_bad_settings_name_the_field(environ: dict[str, str], message: str) -> None:
     with pytest.raises(config.SettingsError, match=message.replace("(", r"\(").replace(

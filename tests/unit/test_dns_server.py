@@ -13,7 +13,7 @@ import dns.rdatatype
 import pytest
 
 from federator.dns.server import DnsServer
-from federator.dns.zone import SoaFields, Zone, answer
+from federator.dns.zone import SoaFields, Zone, answer, answer_wire
 from federator.domain.dns import RecordSet
 
 ORIGIN = "example.com"
@@ -127,3 +127,16 @@ async def test_the_server_answers_over_udp_and_tcp_while_records_change() -> Non
         assert server.zone.serial > serial
     finally:
         await server.stop()
+
+
+def test_a_repeated_query_gets_the_same_answer_with_its_own_id() -> None:
+    zone = _zone()
+    first = dns.message.make_query(WEB, "A")
+    second = dns.message.make_query(WEB, "A")
+    second.id = (first.id + 1) % 65536
+    one = answer_wire(zone, first.to_wire(), udp=True)
+    two = answer_wire(zone, second.to_wire(), udp=True)
+    assert one is not None and two is not None and len(zone.answered) == 1
+    assert dns.message.from_wire(two).id == second.id
+    assert dns.message.from_wire(two).answer == dns.message.from_wire(one).answer
+    assert answer_wire(zone, b"\x00\x01garbage", udp=True) is None
