@@ -68,6 +68,12 @@ def _health_from_status(cluster: Object) -> tuple[Health, str]:
     return Health(), now_rfc3339()
 
 
+def _placement(cluster: Object) -> tuple[Any, ...]:
+    """What placement and DNS read of a Cluster besides its health: labels, region, zone."""
+    spec = cluster.get("spec") or {}
+    return (cluster["metadata"].get("labels"), spec.get("region"), spec.get("zone"))
+
+
 def _identity(cluster: Object) -> tuple[str, str]:
     spec = cluster.get("spec") or {}
     return (str(spec.get("server")), str((spec.get("secretRef") or {}).get("name")))
@@ -86,7 +92,8 @@ class Registry:
         self.may_write = may_write
         self.members: dict[str, Member] = {}
         self.synced = asyncio.Event()
-        # Called with a member's name when it joins, leaves, or its readiness changes.
+        # Called with a member's name when it joins, leaves, its readiness changes, or its
+        # labels, region or zone.
         self.listeners: list[Callable[[str], None]] = []
 
     def _notify(self, name: str) -> None:
@@ -116,10 +123,9 @@ class Registry:
             await self._stop(name)
             return
         if current is not None and _identity(current.cluster) == _identity(cluster):
-            labels_changed = (current.cluster["metadata"].get("labels") !=
-                              cluster["metadata"].get("labels"))
+            placed = _placement(current.cluster) != _placement(cluster)
             current.cluster = cluster
-            if labels_changed:
+            if placed:
                 self._notify(name)
             return
         await self._stop(name)

@@ -143,3 +143,28 @@ def test_the_embedded_server_is_authoritative_for_the_zone(serving: Serve) -> No
     assert reply.rcode() == dns.rcode.NXDOMAIN
     assert reply.authority[0].rdtype == dns.rdatatype.SOA
     assert _dig(serving.dns_port, DNS_ZONE, "SOA")[0].startswith(f"ns.{DNS_ZONE}. ")
+
+
+def test_a_region_that_is_not_a_dns_label_is_reported_on_the_service(
+        serving: Serve, federation: Path) -> None:
+    kubectl(federation, "federation", "apply", "-f", "-",
+            stdin=SERVICE.replace("dns-web", "dns-odd"))  # no pod: CNAMEs up to nothing
+    region = f"dns-odd.default.federation.svc.us-east-1.{DNS_ZONE}"
+    eventually(lambda: _embedded(serving, region, "CNAME"), "dns-odd's records")
+    kubectl(federation, "federation", "patch", "cluster", "member-1", "--type=merge",
+            "-p", json.dumps({"spec": {"region": "US_East"}}))
+    try:
+        def reported() -> list[dict[str, Any]]:
+            return list(get_json(federation, "federation", "events", "--field-selector",
+                                 "involvedObject.name=dns-odd,reason=DNSRecordInvalid")["items"])
+
+        event = eventually(reported, "a DNSRecordInvalid event on the Service")[0]
+        assert "region of cluster member-1 'US_East' is not a valid DNS label" in (
+            event["message"])
+        assert event["type"] == "Warning"
+        eventually(lambda: not _embedded(serving, region, "CNAME"),
+                   "member-1's region level left out")
+    finally:
+        kubectl(federation, "federation", "patch", "cluster", "member-1", "--type=merge",
+                "-p", json.dumps({"spec": {"region": "us-east-1"}}))
+        kubectl(federation, "federation", "delete", "service", "dns-odd")
