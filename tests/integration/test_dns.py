@@ -104,6 +104,16 @@ def test_records_follow_readiness_and_cluster_health(
     kubectl(federation, "federation", "apply", "-f", "-",
             stdin=DEPLOYMENT.format(name="dns-web", replicas=3))
     kubectl(federation, "federation", "apply", "-f", "-", stdin=SERVICE)
+    try:
+        _follow(serving, bind, federation, gateway, lab, lab_spec, tmp_path)
+    finally:  # later tests count what is in the members
+        kubectl(federation, "federation", "delete", "deployment,service", "dns-web")
+    eventually(lambda: bind.dig(GLOBAL) == [] and not _embedded(serving, GLOBAL),
+               "dns-web's records gone with it")
+
+
+def _follow(serving: Serve, bind: Bind, federation: Path, gateway: Path, lab: Any,
+            lab_spec: Any, tmp_path: Path) -> None:
     everyone = _ips("member-1", "member-2", "member-3")
     eventually(lambda: _both(serving, bind, GLOBAL, "A", everyone), "every member's addresses")
     assert _both(serving, bind, WEST_ZONE, "A", _ips("member-2"))
