@@ -46,7 +46,6 @@ class EventSettings:
 class _Copy:
     """One plane event: the member events it counts, and whether the plane holds it."""
 
-    cluster: str
     sources: dict[str, int]
     first: str
     last: str
@@ -169,7 +168,7 @@ class EventFederator:
         if copy is None:
             if self._full(member, key):
                 return
-            copy = self.copies[key] = _Copy(member.cluster, {}, first, last, stored=False)
+            copy = self.copies[key] = _Copy({}, first, last, stored=False)
         sources = rules.add_source(copy.sources, uid, count)
         first, last = min(first, copy.first), max(last, copy.last)
         if copy.stored and (sources, first, last) == (copy.sources, copy.first, copy.last):
@@ -218,8 +217,7 @@ class EventFederator:
         if key in self.copies:
             self.copies[key].stored = True
             return
-        cluster = (stored["metadata"].get("labels") or {}).get(CLUSTER_LABEL, "")
-        self.copies[key] = _Copy(cluster, rules.read_sources(stored),
+        self.copies[key] = _Copy(rules.read_sources(stored),
                                  str(stored.get("firstTimestamp") or ""),
                                  str(stored.get("lastTimestamp") or ""), stored=True)
 
