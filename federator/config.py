@@ -77,7 +77,7 @@ class EventsConfig(_Strict):
 class EmbeddedDnsConfig(_Strict):
     enabled: bool = True
     address: str = "127.0.0.1"
-    port: int = Field(default=5353, ge=0, le=65535)
+    port: int = Field(default=8053, ge=0, le=65535)  # 5353 is mDNS
     nameservers: tuple[str, ...] = ()  # the zone's NS records; default ns.<dns zone>
 
 
