@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -148,8 +149,9 @@ class DnsService:
             try:
                 await server.start(config.embedded.address, config.embedded.port)
             except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
                 raise DnsError(f"dns.embedded: cannot listen on {config.embedded.address}:"
-                               f"{config.embedded.port}: {exc.strerror or exc}") from exc
+                               f"{config.embedded.port}: {reason}") from exc
         self.controller = DnsController(plane, registry, federation.name, zone,
                                         ttl=config.ttl,
                                         publish=server.update if server else lambda _: None,
@@ -283,7 +285,7 @@ async def serve(settings: Settings) -> int:
     finally:
         for task in (work, stopper):
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, LostLeadership):
+        with contextlib.suppress(asyncio.CancelledError, LostLeadership, DnsError):
             await work
         if elector is not None and code == 0:
             await elector.release()

@@ -6,7 +6,10 @@ Queried with dnspython and with dig."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from tests.integration.conftest import (
     ca_of,
 )
 from tests.kube import eventually, get_json, kubectl
-from tests.serving import Serve
+from tests.serving import Serve, free_port
 
 pytestmark = pytest.mark.integration
 SERVICE = """
@@ -178,3 +181,23 @@ def test_a_region_that_is_not_a_dns_label_is_reported_on_the_service(
         kubectl(federation, "federation", "patch", "cluster", "member-1", "--type=merge",
                 "-p", json.dumps({"spec": {"region": "us-east-1"}}))
         kubectl(federation, "federation", "delete", "service", "dns-odd")
+
+
+def test_a_busy_dns_port_stops_serve_with_one_clear_line(
+        serving: Serve, federation: Path) -> None:
+    """A second replica (standby: the session's serve leads) still serves DNS, so it needs
+    its port; taken, it exits 1 naming the setting, with no traceback."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "federator", "--kubeconfig", str(federation), "serve",
+             "--identity", "busy-dns", "--http-port", str(free_port()),
+             "--gateway-port", str(free_port())],
+            env={**os.environ, "FEDERATOR_DNS__EMBEDDED__PORT": str(port)},
+            capture_output=True, text=True, timeout=120, check=False)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert f"dns.embedded: cannot listen on 127.0.0.1:{port}" in said
+    assert "Traceback" not in said and "Unclosed" not in said
