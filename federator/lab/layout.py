@@ -13,8 +13,9 @@ from federator.lab.spec import PLANE, LabSpec, MemberSpec
 from federator.lab.toolchain import Binaries
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-# The plane stores templates: it runs no controller that would turn them into pods.
-PLANE_CONTROLLERS = "namespace,garbagecollector"
+# The plane stores templates: it runs no controller that would turn them into pods; it does
+# aggregate ClusterRoles (view, edit, admin take in what federator.io adds to them).
+PLANE_CONTROLLERS = "namespace,garbagecollector,clusterrole-aggregation"
 # A member without workloads: what join and unjoin need (tokens, namespace deletion).
 LIGHT_CONTROLLERS = "serviceaccount-token,serviceaccount,namespace,garbagecollector"
 

@@ -32,13 +32,11 @@ def reader(serving: Serve, federation: Path,
     """Contexts of user `reader`, bound to a read-only role in the plane only."""
     output = tmp_path_factory.mktemp("reader") / "kubeconfig"
     write_contexts(federation, serving, output, "--user", "reader", "--group", "readers")
-    # Its own role: the plane runs no role aggregation, so `view` there is empty.
-    kubectl(federation, "federation", "create", "clusterrole", "gw-reader",
-            "--verb=get,list,watch", "--resource=namespaces,configmaps,deployments.apps")
+    # The plane's built-in `view` (aggregated: it takes in federator.io's reads too).
     kubectl(federation, "federation", "create", "clusterrolebinding", "gw-reader",
-            "--clusterrole=gw-reader", "--user=reader")
+            "--clusterrole=view", "--user=reader")
     yield output
-    kubectl(federation, "federation", "delete", "clusterrolebinding,clusterrole", "gw-reader")
+    kubectl(federation, "federation", "delete", "clusterrolebinding", "gw-reader")
 
 
 def test_kubectl_verbs_through_the_gateway(gateway: Path) -> None:
@@ -188,6 +186,7 @@ def test_who_may_do_what(gateway: Path, reader: Path, serving: Serve) -> None:
     assert "federation-system" in listed.stdout
     # The plane's RBAC decides for the impersonated user: reader may look, not write.
     assert "federation-system" in kubectl(reader, "federation", "get", "namespaces").stdout
+    assert "member-1" in kubectl(reader, "federation", "get", "clusters").stdout
     denied = kubectl(reader, "federation", "create", "configmap", "gw-denied", check=False)
     assert denied.returncode != 0
     assert 'User "reader" cannot create resource "configmaps"' in denied.stderr
