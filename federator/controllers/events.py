@@ -149,7 +149,7 @@ class EventFederator:
             if kind != "DELETED":
                 self._on_member_event(member, event)
 
-        member.events = Reflector(member.client, path(EVENTS), on_event)
+        member.events = Reflector(member.client, path(EVENTS), on_event, keep=False)
         await member.events.run()
 
     # events ------------------------------------------------------------------------------

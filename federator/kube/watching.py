@@ -41,8 +41,11 @@ class Reflector:
 
     def __init__(self, client: KubeClient, url: str, handler: Handler, *,
                  label_selector: str | None = None, field_selector: str | None = None,
-                 metadata_only: bool = False, backoff_max: float = 30.0) -> None:
+                 metadata_only: bool = False, keep: bool = True,
+                 backoff_max: float = 30.0) -> None:
         self.client = client
+        self.keep = keep  # False: hand changes on without holding the collection (a relist
+        # then hands every object on again, as ADDED, and no deletion)
         self.metadata_only = metadata_only
         self.url = url
         self.handler = handler
@@ -67,6 +70,11 @@ class Reflector:
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", answer.get("apiVersion"))
         fresh = {_key(item): item for item in answer.get("items") or []}
+        if not self.keep:
+            for obj in fresh.values():
+                await self.handler("ADDED", obj)
+            self.synced.set()
+            return str(answer["metadata"]["resourceVersion"])
         for key in list(self.objects):
             if key not in fresh:
                 await self.handler("DELETED", self.objects.pop(key))
@@ -103,12 +111,13 @@ class Reflector:
                     resource_version = str(obj["metadata"]["resourceVersion"])
                     if kind == "BOOKMARK":
                         continue
-                    if kind == "DELETED":
-                        self.objects.pop(_key(obj), None)
-                    elif _older(obj, self.objects.get(_key(obj))):
-                        continue  # a write of ours already brought a newer version
-                    else:
-                        self.objects[_key(obj)] = obj
+                    if self.keep:
+                        if kind == "DELETED":
+                            self.objects.pop(_key(obj), None)
+                        elif _older(obj, self.objects.get(_key(obj))):
+                            continue  # a write of ours already brought a newer version
+                        else:
+                            self.objects[_key(obj)] = obj
                     await self.handler(kind, obj)
                 delay = 0.5
             except KubeError as exc:
