@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -22,6 +22,16 @@ from federator.kube.resources import CLUSTERS, NODES, SECRETS, path
 from federator.kube.watching import Reflector
 
 log = structlog.get_logger(__name__)
+
+
+class Watching(Protocol):
+    """A controller's watches of one member: the client they use, the tasks that run them."""
+
+    client: KubeClient
+    tasks: list[asyncio.Task[None]]
+
+
+W = TypeVar("W", bound=Watching)
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,20 @@ class Registry:
         # Called with a member's name when it joins, leaves, its readiness changes, or its
         # labels, region or zone.
         self.listeners: list[Callable[[str], None]] = []
+
+    def follow(self, name: str, watched: dict[str, W], start: Callable[[str, KubeClient], W]
+               ) -> None:
+        """Keep `watched[name]` (a controller's watches of one member) in step with member
+        `name`: started with its client when it appears, its tasks cancelled when it goes or
+        its client is replaced (started again with the new one)."""
+        current = self.members.get(name)
+        found = watched.get(name)
+        if found is not None and (current is None or current.client is not found.client):
+            for task in watched.pop(name).tasks:
+                task.cancel()
+            found = None
+        if found is None and current is not None and current.client is not None:
+            watched[name] = start(name, current.client)
 
     def _notify(self, name: str) -> None:
         for listener in self.listeners:

@@ -75,25 +75,20 @@ class DnsController:
         self._dirty.set()
 
     def _on_cluster(self, name: str) -> None:
-        current = self.registry.members.get(name)
-        watched = self.members.get(name)
-        if watched is not None and (current is None or current.client is not watched.client):
-            for task in self.members.pop(name).tasks:
-                task.cancel()
-            watched = None
-        if watched is None and current is not None and current.client is not None:
-            client = current.client
-            member = _Member(
-                client,
-                Reflector(client, path(SERVICES), self._on_change,
-                          label_selector=f"{MANAGED_BY}={self.federation}"),
-                Reflector(client, path(ENDPOINT_SLICES), self._on_change,
-                          label_selector=SERVICE_NAME_LABEL),
-                Reflector(client, path(NODES), self._on_change))
-            member.tasks = [asyncio.ensure_future(r.run())
-                            for r in (member.services, member.slices, member.nodes)]
-            self.members[name] = member
+        self.registry.follow(name, self.members, self._watch)
         self._dirty.set()  # readiness or place changed
+
+    def _watch(self, name: str, client: KubeClient) -> _Member:
+        member = _Member(
+            client,
+            Reflector(client, path(SERVICES), self._on_change,
+                      label_selector=f"{MANAGED_BY}={self.federation}"),
+            Reflector(client, path(ENDPOINT_SLICES), self._on_change,
+                      label_selector=SERVICE_NAME_LABEL),
+            Reflector(client, path(NODES), self._on_change))
+        member.tasks = [asyncio.ensure_future(r.run())
+                        for r in (member.services, member.slices, member.nodes)]
+        return member
 
     def compute(self) -> tuple[list[RecordSet], list[str]]:
         places = {}

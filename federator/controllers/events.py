@@ -110,14 +110,7 @@ class EventFederator:
     # members -----------------------------------------------------------------------------
     def _on_cluster(self, name: str) -> None:
         """A member joined, left, or changed: watch its events with its current client."""
-        current = self.registry.members.get(name)
-        watched = self.members.get(name)
-        if watched is not None and (current is None or current.client is not watched.client):
-            for task in self.members.pop(name).tasks:
-                task.cancel()
-            watched = None
-        if watched is None and current is not None and current.client is not None:
-            self.members[name] = self._watch(name, current.client)
+        self.registry.follow(name, self.members, self._watch)
 
     def _watch(self, cluster: str, client: KubeClient) -> _Member:
         def unpark(owner_kind: str) -> Handler:
