@@ -162,6 +162,7 @@ class Propagator:
         # Config objects made right, and what that depended on (see _signature).
         self.settled: dict[Key, tuple[Any, ...]] = {}
         self.epoch = 0  # moves when clusters or policies change
+        self._following = False  # member views follow the registry once policies are listed
 
     # wiring ------------------------------------------------------------------------------
     async def _on_plane(self, kind: str, obj: Object) -> None:
@@ -207,25 +208,19 @@ class Propagator:
 
     def _on_cluster(self, name: str) -> None:
         """A member joined, left, or changed readiness: every object may move."""
+        if self._following:
+            self.registry.follow(name, self.members, self._watch)
         self.epoch += 1
         for view in self.plane_views.values():
             for obj in view.objects.values():
                 self.queue.add(_key(obj))
 
-    async def _sync_member_views(self) -> None:
-        while True:
-            for name, member in self.registry.members.items():
-                if name not in self.members and member.client is not None:
-                    view = _MemberView(member, self.federation, self._on_member,
-                                       self._on_name, self._on_pending,
-                                       self.settings.member_concurrency)
-                    self.members[name] = view
-                    view.tasks.append(asyncio.ensure_future(self._when_synced(name, view)))
-            for name in list(self.members):
-                still = self.registry.members.get(name)
-                if still is None or still.client is not self.members[name].client:
-                    await self.members.pop(name).stop()
-            await asyncio.sleep(1)
+    def _watch(self, name: str, client: KubeClient) -> _MemberView:
+        member = self.registry.members[name]
+        view = _MemberView(member, self.federation, self._on_member, self._on_name,
+                           self._on_pending, self.settings.member_concurrency)
+        view.tasks.append(asyncio.ensure_future(self._when_synced(name, view)))
+        return view
 
     async def _when_synced(self, name: str, view: _MemberView) -> None:
         await view.wait_synced()
@@ -251,7 +246,9 @@ class Propagator:
                  for v in [self.policies, *self.plane_views.values()]]
         await self.registry.synced.wait()
         await self.policies.synced.wait()
-        tasks.append(asyncio.ensure_future(self._sync_member_views()))
+        self._following = True
+        for name in list(self.registry.members):
+            self.registry.follow(name, self.members, self._watch)
         tasks += [asyncio.ensure_future(self._worker()) for _ in range(self.settings.workers)]
         try:
             await asyncio.gather(*tasks)
