@@ -120,6 +120,15 @@ class Registry:
         if found is None and current is not None and current.client is not None:
             watched[name] = start(name, current.client)
 
+    @staticmethod
+    async def unfollow(watched: dict[str, W]) -> None:
+        """Stop every member's watches of a controller (when it stops)."""
+        tasks = [task for found in watched.values() for task in found.tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        watched.clear()
+
     def _notify(self, name: str) -> None:
         for listener in self.listeners:
             listener(name)

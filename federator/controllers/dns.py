@@ -123,9 +123,7 @@ class DnsController:
                     log.info("dns records changed", names=len({r.name for r in records}))
         finally:
             self.registry.listeners.remove(self._on_cluster)
-            for member in self.members.values():
-                for task in member.tasks:
-                    task.cancel()
+            await self.registry.unfollow(self.members)
 
     async def _announce(self, problems: list[str]) -> None:
         """Log each new problem; as the leader, also an event on the plane Service it is

@@ -67,11 +67,6 @@ class _Member:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0  # since the backlog last emptied
 
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
 
 class EventFederator:
     def __init__(self, plane: KubeClient, registry: Registry, federation: str,
@@ -103,9 +98,7 @@ class EventFederator:
                 self.registry.listeners.remove(self._on_cluster)
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-            for member in list(self.members.values()):
-                await member.stop()
-            self.members.clear()
+            await self.registry.unfollow(self.members)
 
     # members -----------------------------------------------------------------------------
     def _on_cluster(self, name: str) -> None:

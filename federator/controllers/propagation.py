@@ -130,11 +130,6 @@ class _MemberView:
     def copy(self, kind: str, namespace: str, name: str) -> Object | None:
         return self.reflectors[kind].objects.get((namespace, name))
 
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
 
 class Propagator:
     def __init__(self, plane: KubeClient, registry: Registry, federation: str,
@@ -256,8 +251,7 @@ class Propagator:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for view in self.members.values():
-                await view.stop()
+            await self.registry.unfollow(self.members)
             self.queue.close()
 
     async def _worker(self) -> None:
