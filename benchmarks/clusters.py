@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from federator.clusters.join import JoinRequest, join
@@ -53,6 +56,39 @@ def start_serve(kubeconfig: Path, port: int, log: Path,
         time.sleep(0.1)
     process.kill()
     raise SystemExit(f"federator serve did not lead; see {log}")
+
+
+@dataclass(frozen=True)
+class Federated:
+    root: Path  # where the lab, logs and scratch files of the run live
+    lab: ProcessLab
+    kubeconfig: Path
+    serve: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def federated_lab(root: Path, base_port: int, http_port: int, members: int, *,
+                  init: tuple[str, ...] = (), env: dict[str, str] | None = None
+                  ) -> Iterator[Federated]:
+    """A lab of `members`, `federator init` (with `init` flags), every member joined and
+    `federator serve` leading (with `env`); all of it stopped on the way out."""
+    lab = ProcessLab(root / "lab", progress=lambda _: None)
+    lab.up(LabSpec(base_port=base_port, members=default_members(members)))
+    kubeconfig = lab.paths.kubeconfig
+    full_env = {**os.environ, "KUBECONFIG": str(kubeconfig), **(env or {})}
+    serve = None
+    try:
+        names = [f"member-{i}" for i in range(1, members + 1)]
+        for argv in (["init", *init], *(["join", m] for m in names)):
+            subprocess.run([sys.executable, "-m", "federator", *argv], env=full_env,
+                           check=True, capture_output=True)
+        serve = start_serve(kubeconfig, http_port, root / "serve.log", full_env)
+        yield Federated(root, lab, kubeconfig, serve)
+    finally:
+        if serve is not None:
+            serve.terminate()
+            serve.wait(timeout=30)
+        lab.down()
 
 
 def settled_rss(pid: int, seconds: float = 6.0) -> int:

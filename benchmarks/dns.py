@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import select
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -33,13 +31,11 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from benchmarks.clusters import start_serve
+from benchmarks.clusters import federated_lab
 from benchmarks.propagation import percentile
 from federator.kube.client import KubeClient
 from federator.kube.kubeconfig import load_credentials
 from federator.kube.resources import KINDS, path
-from federator.lab.process import ProcessLab
-from federator.lab.spec import LabSpec, default_members
 from tests.bind import KEY_NAME, Bind
 from tests.serving import free_port
 
@@ -163,38 +159,27 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=26399)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="federator-bench-"))
-    lab = ProcessLab(root / "lab", progress=lambda _: None)
-    lab.up(LabSpec(base_port=args.base_port, members=default_members(3)))
-    kubeconfig = lab.paths.kubeconfig
     bind = Bind(root / "bind", ZONE)
     secret = root / "tsig.secret"
     secret.write_text(bind.secret)
     dns_port = free_port()
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig),
-           "FEDERATOR_DNS__EMBEDDED__PORT": str(dns_port),
+    env = {"FEDERATOR_DNS__EMBEDDED__PORT": str(dns_port),
            "FEDERATOR_DNS__RFC2136__ENABLED": "true",
            "FEDERATOR_DNS__RFC2136__PORT": str(bind.port),
            "FEDERATOR_DNS__RFC2136__KEY_NAME": KEY_NAME,
            "FEDERATOR_DNS__RFC2136__KEY_SECRET_FILE": str(secret)}
-    serve = None
     try:
-        for argv in (["init", "--dns-zone-name", ZONE], *(["join", m] for m in MEMBERS)):
-            subprocess.run([sys.executable, "-m", "federator", *argv], env=env, check=True,
-                           capture_output=True)
-        serve = start_serve(kubeconfig, args.http_port, root / "serve.log", env)
-        subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", "--context=federation",
-                        "apply", "-f", "-"], input=MANIFESTS, text=True, check=True,
-                       capture_output=True)
-        ports = {"embedded": dns_port, "BIND": bind.port}
-        took = asyncio.run(convergence(kubeconfig, ports, args.rounds))
-        rates = {server: throughput(port, args.seconds, args.clients)
-                 for server, port in ports.items()}
+        with federated_lab(root, args.base_port, args.http_port, len(MEMBERS),
+                           init=("--dns-zone-name", ZONE), env=env) as run:
+            subprocess.run(["kubectl", f"--kubeconfig={run.kubeconfig}",
+                            "--context=federation", "apply", "-f", "-"], input=MANIFESTS,
+                           text=True, check=True, capture_output=True)
+            ports = {"embedded": dns_port, "BIND": bind.port}
+            took = asyncio.run(convergence(run.kubeconfig, ports, args.rounds))
+            rates = {server: throughput(port, args.seconds, args.clients)
+                     for server, port in ports.items()}
     finally:
-        if serve is not None:
-            serve.terminate()
-            serve.wait(timeout=30)
         bind.stop()
-        lab.down()
     print(f"\n(a) pod readiness change in member-2 -> answer changed, {len(took['BIND'])} "
           "changes\n")
     print("| server | p50 | p99 | max |\n|---|---|---|---|")

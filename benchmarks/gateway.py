@@ -15,23 +15,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from benchmarks.clusters import start_serve
+from benchmarks.clusters import federated_lab
 from benchmarks.propagation import percentile
 from federator.gateway.certificates import gateway_ca
 from federator.kube.client import KubeClient
 from federator.kube.kubeconfig import Credentials, load_credentials
 from federator.kube.resources import CONFIGMAPS, KINDS, path
-from federator.lab.process import ProcessLab
-from federator.lab.spec import LabSpec, default_members
 
 CONCURRENCY = 16
 TOKEN = "benchmark-token"  # noqa: S105 (a token of a throw-away lab)
@@ -128,27 +123,12 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=24399)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="federator-bench-"))
-    spec = LabSpec(base_port=args.base_port, members=default_members(1))
-    lab = ProcessLab(root / "lab", progress=lambda _: None)
-    lab.up(spec)
-    kubeconfig = lab.paths.kubeconfig
     tokens = root / "tokens.csv"
     tokens.write_text(f'{TOKEN},bench,uid-bench,"system:masters"\n')
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig),
-           "FEDERATOR_GATEWAY__TOKEN_FILE": str(tokens)}
-    serve = None
-    try:
-        subprocess.run([sys.executable, "-m", "federator", "init"], env=env, check=True,
-                       capture_output=True)
-        serve = start_serve(kubeconfig, args.http_port, root / "serve.log", env)
-        asyncio.run(measure(kubeconfig, args.http_port - 1, args.configmaps, args.requests,
-                            args.rounds))
-    finally:
-        if serve is not None:
-            serve.terminate()
-            serve.wait(timeout=30)
-        lab.down()
-
+    with federated_lab(root, args.base_port, args.http_port, 1,
+                       env={"FEDERATOR_GATEWAY__TOKEN_FILE": str(tokens)}) as run:
+        asyncio.run(measure(run.kubeconfig, args.http_port - 1, args.configmaps,
+                            args.requests, args.rounds))
 
 if __name__ == "__main__":
     main()

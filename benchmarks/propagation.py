@@ -16,8 +16,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -28,11 +26,10 @@ from typing import Any
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.api_client import ApiClient
 
-from benchmarks.clusters import start_serve
+from benchmarks.clusters import federated_lab
 from federator.kube.client import KubeClient
 from federator.kube.kubeconfig import load_credentials
 from federator.lab.process import ProcessLab
-from federator.lab.spec import LabSpec, default_members
 
 MEMBERS = ("member-1", "member-2", "member-3")
 CONCURRENCY = 16
@@ -304,26 +301,10 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=23399)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="federator-bench-"))
-    spec = LabSpec(base_port=args.base_port, members=default_members(3))
-    lab = ProcessLab(root / "lab", progress=lambda _: None)
-    lab.up(spec)
-    kubeconfig = lab.paths.kubeconfig
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    serve = None
-    try:
-        for argv in (["init"], *(["join", m] for m in MEMBERS)):
-            subprocess.run([sys.executable, "-m", "federator", *argv], env=env, check=True,
-                           capture_output=True)
-        serve = start_serve(kubeconfig, args.http_port, root / "serve.log")
+    with federated_lab(root, args.base_port, args.http_port, len(MEMBERS)) as run:
         time.sleep(3)  # members probed Ready
-        meter = CpuMeter(cpu_groups(lab, serve.pid))
-        asyncio.run(measure(kubeconfig, args.configmaps, args.deployments, meter))
-    finally:
-        if serve is not None:
-            serve.terminate()
-            serve.wait(timeout=30)
-        lab.down()
-
+        meter = CpuMeter(cpu_groups(run.lab, run.serve.pid))
+        asyncio.run(measure(run.kubeconfig, args.configmaps, args.deployments, meter))
 
 if __name__ == "__main__":
     main()
