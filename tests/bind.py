@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from tests.serving import free_port
+from tests.serving import free_port, terminate
 
 KEY_NAME = "federator-test"
 NAMED = shutil.which("named") or "/usr/sbin/named"
@@ -80,10 +79,4 @@ zone "{zone}" {{
         return sorted(line for line in done.stdout.splitlines() if line)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 15)
