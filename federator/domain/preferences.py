@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from federator.domain.spreading import ClusterPreference
+from federator.domain.spreading import MAX_REPLICAS, ClusterPreference
 
 DEPLOYMENT_PREFERENCES = "federation.kubernetes.io/deployment-preferences"
 REPLICA_SET_PREFERENCES = "federation.kubernetes.io/replica-set-preferences"
@@ -26,9 +26,9 @@ class PreferencesError(ValueError):
 class ClusterPreferenceModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    weight: int = Field(default=1, ge=0)
-    min_replicas: int = Field(default=0, ge=0, alias="minReplicas")
-    max_replicas: int | None = Field(default=None, ge=0, alias="maxReplicas")
+    weight: int = Field(default=1, ge=0, le=MAX_REPLICAS)
+    min_replicas: int = Field(default=0, ge=0, le=MAX_REPLICAS, alias="minReplicas")
+    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS, alias="maxReplicas")
 
     @model_validator(mode="after")
     def _ordered(self) -> ClusterPreferenceModel:

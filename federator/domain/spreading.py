@@ -1,20 +1,32 @@
-"""How many replicas each cluster gets: a divisor method (Webster / Sainte-Lague) applied one
-replica at a time, so the result is deterministic, exact where the limits allow, and house
-monotone: raising the total never lowers any cluster's count.
+"""How many replicas each cluster gets: a divisor method (Webster / Sainte-Lague), so the
+result is deterministic, exact where the limits allow, and house monotone: raising the total
+never lowers any cluster's count.
 
-Replicas are handed out one by one. First every cluster is brought up to its minReplicas, each
-step going to the cluster with the largest `min / (count + 0.5)`; then each further replica
-goes to the cluster with the largest `weight / (count + 0.5)` that is below its maximum (ties
-to the cluster named first). Weights 2:1 with 2 replicas give 1 and 1. With `rebalance` off
-the counts start from the current placement instead of zero, so no running replica moves: a
-scale-up only adds, a scale-down takes from the most over-served clusters first.
+Defined as if replicas were handed out one by one. First every cluster is brought up to its
+minReplicas, each step going to the cluster with the largest `min / (count + 0.5)`; then
+each further replica goes to the cluster with the largest `weight / (count + 0.5)` that is
+below its maximum (ties to the cluster named first). Weights 2:1 with 2 replicas give 1 and
+1. With `rebalance` off the counts start from the current placement instead of zero, so no
+running replica moves: a scale-up only adds, a scale-down takes from the most over-served
+clusters first (`(count - 0.5) / weight`, ties to the cluster named last).
+
+Computed without placing replicas one at a time (a total is a number the caller chooses):
+every step a cluster can take has a priority, and each cluster's priorities fall as its
+count grows, so the first S steps are exactly the steps whose priority is above some
+threshold, plus a few that tie with it. A bisection over thresholds finds the largest set of
+steps above one that is no more than S (each guess costs one pass over the clusters), and
+the few steps left are handed out one by one. Priorities are compared as exact fractions.
+The cost is O(clusters · log(total · weight)).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
+
+MAX_REPLICAS = 2**31 - 1  # Kubernetes' replica counts are int32
 
 
 @dataclass(frozen=True)
@@ -41,36 +53,89 @@ def _cap(value: int, bound: int | None) -> int:
     return value if bound is None else min(value, bound)
 
 
-def _has_room(count: int, bound: int | None) -> bool:
-    return bound is None or count < bound
+def _smallest(lo: int, hi: int, holds: Callable[[int], bool]) -> int:
+    """The smallest m in [lo, hi] for which `holds` (false below it, true from it on);
+    `holds(hi)` must be true."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _fill(counts: dict[str, int], seats: int, weight: Mapping[str, int],
           limit: Mapping[str, int | None]) -> int:
-    """Give up to `seats` more replicas by the divisor method; how many found no room."""
-    def priority(cluster: str) -> tuple[float, str]:
-        return (-weight[cluster] / (counts[cluster] + 0.5), cluster)
+    """Give up to `seats` more replicas by the divisor method; how many found no room.
 
-    heap = [priority(c) for c in counts if weight[c] > 0 and _has_room(counts[c], limit[c])]
+    The step from count k has priority w / (k + 0.5). With a threshold t = m / q, a cluster
+    takes every step above it: k < w·t - 0.5, i.e. the k >= 0 with 2qk < 2wm - q. q is
+    fine enough (2·W²) that two different priorities never share one grid interval, so the
+    largest m whose steps fit leaves at most one step per cluster to hand out one by one."""
+    takers = [c for c in counts if weight[c] > 0 and _cap(counts[c] + 1, limit[c]) > counts[c]]
+    if not takers or seats <= 0:
+        return max(seats, 0)
+    q = 2 * max(weight[c] for c in takers) ** 2
+
+    def above(m: int) -> dict[str, int]:
+        taken = {}
+        for c in takers:
+            x = 2 * weight[c] * m - q
+            steps = (x + 2 * q - 1) // (2 * q) if x > 0 else 0
+            taken[c] = max(0, _cap(steps, limit[c]) - counts[c])
+        return taken
+
+    top = (seats + max(counts[c] for c in takers) + 1) * q  # every cluster past its share
+    m = _smallest(0, top, lambda m: sum(above(m).values()) > seats) - 1
+    for cluster, extra in above(m).items():
+        counts[cluster] += extra
+        seats -= extra
+
+    def priority(cluster: str) -> tuple[Fraction, str]:
+        return (-Fraction(2 * weight[cluster], 2 * counts[cluster] + 1), cluster)
+
+    heap = [priority(c) for c in takers if _cap(counts[c] + 1, limit[c]) > counts[c]]
     heapq.heapify(heap)
     while seats and heap:
         _, cluster = heapq.heappop(heap)
         counts[cluster] += 1
         seats -= 1
-        if _has_room(counts[cluster], limit[cluster]):
+        if _cap(counts[cluster] + 1, limit[cluster]) > counts[cluster]:
             heapq.heappush(heap, priority(cluster))
     return seats
 
 
 def _trim(counts: dict[str, int], seats: int, weight: Mapping[str, int],
           floor: Mapping[str, int]) -> None:
-    """Take `seats` replicas away, each from the cluster most over its weight's share."""
-    def excess(cluster: str) -> tuple[float, str]:
-        share = (counts[cluster] - 0.5) / weight[cluster] if weight[cluster] else float("inf")
-        return (share, cluster)
+    """Take `seats` replicas away, each from the cluster most over its weight's share: the
+    step down from count c has priority (c - 0.5) / w (infinite for weight 0, taken first).
+    As in `_fill`, every step above a threshold m / q is taken at once: c > (2wm + q) / 2q."""
+    for cluster in sorted(counts, reverse=True):  # weight 0: down to its floor, last name first
+        if weight[cluster] == 0 and seats > 0:
+            down = min(seats, max(0, counts[cluster] - floor[cluster]))
+            counts[cluster] -= down
+            seats -= down
+    givers = [c for c in counts if weight[c] > 0 and counts[c] > floor[c]]
+    if not givers or seats <= 0:
+        return
+    q = 2 * max(weight[c] for c in givers) ** 2
 
-    for _ in range(seats):
-        candidates = [c for c in counts if counts[c] > floor[c]]
+    def above(m: int) -> dict[str, int]:
+        return {c: max(0, counts[c] - max(floor[c], (2 * weight[c] * m + q) // (2 * q)))
+                for c in givers}
+
+    top = max(counts[c] for c in givers) * q  # no step is above this
+    m = _smallest(0, top, lambda m: sum(above(m).values()) <= seats)
+    for cluster, down in above(m).items():
+        counts[cluster] -= down
+        seats -= down
+
+    def excess(cluster: str) -> tuple[Fraction, str]:
+        return (Fraction(2 * counts[cluster] - 1, 2 * weight[cluster]), cluster)
+
+    for _ in range(seats):  # at most one step per cluster is left
+        candidates = [c for c in givers if counts[c] > floor[c]]
         if not candidates:
             return
         counts[max(candidates, key=excess)] -= 1

@@ -26,7 +26,7 @@ from federator.domain.dns import RecordSet
 from federator.domain.naming import CLUSTER_LABEL, FEDERATION_NAMESPACE
 from federator.domain.preferences import PreferencesError
 from federator.domain.propagation import CLUSTER_STATUS, PlacementError
-from federator.domain.spreading import explain, spread
+from federator.domain.spreading import MAX_REPLICAS, explain, spread
 from federator.gateway import api_models as models
 from federator.gateway.auth import USER, User
 from federator.gateway.openapi import document
@@ -79,6 +79,8 @@ async def _body(request: web.Request, model: type[Model]) -> Model:
         data = await request.json() if request.can_read_body else {}
     except ValueError as exc:
         raise ApiError(400, "BadRequest", "the request body is not JSON") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "BadRequest", "the request body nests too deeply") from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -307,8 +309,10 @@ class Api:
             if obj.get("kind") not in preferences.ANNOTATION_OF_KIND:
                 raise _invalid("object.kind", "plan a Deployment or a ReplicaSet")
             replicas = (obj.get("spec") or {}).get("replicas", 1)
-            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-                raise _invalid("object.spec.replicas", "a whole number, 0 or more")
+            if (not isinstance(replicas, int) or isinstance(replicas, bool)
+                    or not 0 <= replicas <= MAX_REPLICAS):
+                raise _invalid("object.spec.replicas",
+                               f"a whole number from 0 to {MAX_REPLICAS} (int32)")
             total = replicas
             try:
                 prefs = preferences.of_object(obj) or preferences.EQUAL
@@ -381,7 +385,7 @@ class Api:
         user: User = request[USER]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
-        async with self.plane.forward("GET", target, [("Accept", "application/json"),
+        async with self.plane.forward("GET", str(target), [("Accept", "application/json"),
                                                       *impersonation(user)], None) as answer:
             if answer.status >= 400:
                 raise KubeError(answer.status, answer.reason or "Error", await answer.text())

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from federator.domain.preferences import PreferencesModel
+from federator.domain.spreading import MAX_REPLICAS
 
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
                                 description="a DNS-1123 label")]
@@ -137,11 +138,11 @@ class PlanRequest(_Model):
     """A total and preferences (federation v1's replica-set preferences), or a Deployment or
     ReplicaSet whose spec.replicas and preferences annotation are used."""
 
-    replicas: int | None = Field(default=None, ge=0, le=1_000_000)
+    replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
     preferences: PreferencesModel | None = None
     object: dict[str, Any] | None = Field(
         default=None, description="a Deployment or ReplicaSet, as kubectl would send it")
-    current: dict[str, Annotated[int, Field(ge=0, le=1_000_000)]] | None = Field(
+    current: dict[str, Annotated[int, Field(ge=0, le=MAX_REPLICAS)]] | None = Field(
         default=None, description="replicas running now per cluster (kept if rebalance is off)")
 
     @model_validator(mode="after")

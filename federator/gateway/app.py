@@ -15,7 +15,7 @@ from aiohttp import web
 from federator.clusters.registry import Member, Registry
 from federator.domain import fanout
 from federator.domain.dns import RecordSet
-from federator.gateway import api
+from federator.gateway import api, paths
 from federator.gateway.auth import USER, User, user_of_certificate, user_of_token
 from federator.gateway.proxy import forward, request_headers
 from federator.gateway.status import status_body, status_response
@@ -30,6 +30,26 @@ def _json_accept(accept: str) -> str:
     return ",".join(kept) or "application/json"
 
 
+_REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed",
+            413: "RequestEntityTooLarge", 414: "RequestURITooLong", 415: "UnsupportedMediaType"}
+
+
+@web.middleware
+async def _as_status(request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+    """aiohttp's own refusals (a body over MAX_BODY, a route nobody serves) as Kubernetes
+    Status objects, as kubectl expects them."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = (f"the request body is larger than {MAX_BODY} bytes" if exc.status == 413
+                   else exc.reason)
+        return status_response(exc.status, _REASONS.get(exc.status, "BadRequest"), message)
+
+
 class Gateway:
     def __init__(self, plane: KubeClient, registry: Registry, tokens: dict[str, User],
                  dns_records: Callable[[], list[RecordSet]] = list, *,
@@ -41,10 +61,10 @@ class Gateway:
         self.member_timeout = member_timeout
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._authenticate], client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[_as_status, self._authenticate],
+                              client_max_size=MAX_BODY)
         app.add_subapp(api.PREFIX, api.Api(self.plane, self.registry, self.dns_records).app())
-        app.router.add_route("*", "/clusters/{cluster}/{tail:.*}", self._member)
-        app.router.add_route("*", "/{tail:.*}", self._plane)
+        app.router.add_route("*", "/{tail:.*}", self._pass)
         return app
 
     @web.middleware
@@ -60,24 +80,32 @@ class Gateway:
         request[USER] = user
         return await handler(request)
 
-    async def _plane(self, request: web.Request) -> web.StreamResponse:
+    async def _pass(self, request: web.Request) -> web.StreamResponse:
+        """Everything but the REST API: checked, then to a member or to the plane."""
+        target = paths.parse(request.raw_path)
+        if isinstance(target, paths.Refused):
+            return status_response(400, "BadRequest", target.message)
+        at_member = paths.member_target(target)
+        if at_member is not None:
+            return await self._member(request, at_member)
         user: User = request[USER]
-        if fanout.fans_out(request.method, request.path):
+        if fanout.fans_out(request.method, target.path):
             return await self._fan_out(request, user)
-        return await forward(request, self.plane, request.raw_path, user, "the plane")
+        return await forward(request, self.plane, target.path_qs, user, "the plane")
 
-    async def _member(self, request: web.Request) -> web.StreamResponse:
+    async def _member(self, request: web.Request, at: paths.MemberTarget
+                      ) -> web.StreamResponse:
         user: User = request[USER]
-        name = request.match_info["cluster"]
-        member = self.registry.members.get(name)
+        member = self.registry.members.get(at.cluster)
         if member is None:
-            return status_response(404, "NotFound", f'clusters.federator.io "{name}" not found')
+            return status_response(404, "NotFound",
+                                   f'clusters.federator.io "{at.cluster}" not found')
         if member.client is None or not member.ready:
             return status_response(503, "ServiceUnavailable",
-                                   f"cluster {name} is not Ready: {member.health.reason} "
+                                   f"cluster {at.cluster} is not Ready: {member.health.reason} "
                                    f"{member.health.message}".strip())
-        path_qs = request.raw_path.removeprefix(f"/clusters/{name}") or "/"
-        return await forward(request, member.client, path_qs, user, f"cluster {name}")
+        return await forward(request, member.client, at.target.path_qs, user,
+                             f"cluster {at.cluster}")
 
     # fan-out -----------------------------------------------------------------------------
     async def _fan_out(self, request: web.Request, user: User) -> web.StreamResponse:
@@ -88,7 +116,7 @@ class Gateway:
         headers.append(("Accept", _json_accept(request.headers.get("Accept", ""))))
         if query.get("watch") in ("true", "1"):
             return await self._watch_all(request, members, query, headers)
-        target = yarl.URL.build(path=request.path, query=query)
+        target = str(yarl.URL.build(path=request.path, query=query))
         results = await asyncio.gather(*(self._ask(m, target, headers)
                                          for m in members.values()))
         answers: dict[str, dict[str, Any]] = {}
@@ -136,8 +164,8 @@ class Gateway:
 
         async def follow(name: str, member: Member) -> None:
             assert member.client is not None
-            target = yarl.URL.build(path=request.path,
-                                    query={**query, "resourceVersion": versions[name]})
+            target = str(yarl.URL.build(path=request.path,
+                                        query={**query, "resourceVersion": versions[name]}))
             try:
                 async with member.client.forward("GET", target, headers, None) as answer:
                     body = "" if answer.status == 200 else await answer.text()
@@ -179,7 +207,7 @@ class Gateway:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _ask(self, member: Member, target: yarl.URL, headers: list[tuple[str, str]]
+    async def _ask(self, member: Member, target: str, headers: list[tuple[str, str]]
                    ) -> tuple[int, dict[str, Any]]:
         """(status, decoded body) of one member; status 0 if it did not answer in time."""
         assert member.client is not None

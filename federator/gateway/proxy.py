@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import aiohttp
 import structlog
-import yarl
 from aiohttp import web
 
 from federator.gateway.auth import User
@@ -46,13 +45,13 @@ def _whole(request: web.Request, answer: aiohttp.ClientResponse) -> bool:
 
 async def forward(request: web.Request, upstream: KubeClient, path_qs: str, user: User,
                   what: str) -> web.StreamResponse:
-    """`path_qs`: the path and query to ask `upstream` for (already percent-encoded);
-    `what`: how errors name the upstream ("the plane", "cluster member-1")."""
+    """`path_qs`: the path and query to ask `upstream` for (checked by `paths.parse`,
+    percent-encoded); `what`: how errors name the upstream ("the plane", "cluster
+    member-1")."""
     body = await request.read() if request.can_read_body else None
-    target = yarl.URL(path_qs, encoded=True)
     reply: web.StreamResponse | None = None
     try:
-        async with upstream.forward(request.method, target, request_headers(request, user),
+        async with upstream.forward(request.method, path_qs, request_headers(request, user),
                                     body) as answer:
             headers = [(k, v) for k, v in answer.headers.items()
                        if k.lower() not in _DROPPED_RESPONSE]

@@ -65,10 +65,23 @@ class KubeClient:
                 headers["Authorization"] = f"Bearer {self.credentials.token}"
             connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context(),
                                              limit=self._pool_size)
-            self._session = aiohttp.ClientSession(base_url=self.credentials.server,
-                                                  headers=headers, connector=connector,
+            self._session = aiohttp.ClientSession(headers=headers, connector=connector,
                                                   cookie_jar=aiohttp.DummyCookieJar())
         return self._session
+
+    def url(self, path: str, *, encoded: bool = False) -> yarl.URL:
+        """This apiserver's own server plus `path` (and its query): the only URLs this
+        client sends its credential to. A path that does not start with exactly one "/"
+        (so that it could name another host) is a ValueError, never a request."""
+        head = path.partition("?")[0]
+        if not head.startswith("/") or head.startswith("//") or "\\" in head:
+            raise ValueError(f"not a path of {self.server}: {path[:100]!r}")
+        base = yarl.URL(self.server)
+        url = yarl.URL(str(base).rstrip("/") + (path if encoded else _quote(path)),
+                       encoded=True)
+        if url.origin() != base.origin():
+            raise ValueError(f"not a path of {self.server}: {path[:100]!r}")
+        return url
 
     async def close(self) -> None:
         if self._session is not None:
@@ -89,8 +102,9 @@ class KubeClient:
             sent["Accept"] = accept
         try:
             async with self._open().request(
-                method, url, params=params, data=data, headers=sent,
+                method, self.url(url), params=params, data=data, headers=sent,
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+                allow_redirects=False,
             ) as response:
                 text = await response.text()
                 if response.status >= 400:
@@ -136,14 +150,16 @@ class KubeClient:
             raise
 
     @contextlib.asynccontextmanager
-    async def forward(self, method: str, target: yarl.URL, headers: list[tuple[str, str]],
+    async def forward(self, method: str, path_qs: str, headers: list[tuple[str, str]],
                       body: bytes | None) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send a request as it came (path and query already encoded, any body and content
-        type) with this client's credentials; the response, unread, for streaming back.
-        Reading it may go on for as long as a watch lasts."""
+        """Send a request as it came (path and query already percent-encoded, any body and
+        content type) with this client's credentials; the response, unread, for streaming
+        back. Reading it may go on for as long as a watch lasts. Redirects are passed back,
+        not followed."""
+        url = self.url(path_qs, encoded=True)
         try:
             async with self._open().request(
-                method, target, headers=headers, data=body,
+                method, url, headers=headers, data=body, allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
             ) as response:
                 yield response
@@ -160,7 +176,8 @@ class KubeClient:
                   **(extra or {})}
         try:
             async with self._open().get(
-                url, params=params, headers={"Accept": accept} if accept else None,
+                self.url(url), params=params, allow_redirects=False,
+                headers={"Accept": accept} if accept else None,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
                                               sock_read=timeout_seconds + 30),
             ) as response:
@@ -178,6 +195,11 @@ class KubeClient:
                     yield event
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise Unreachable(_describe(exc, self.server)) from exc
+
+
+def _quote(path: str) -> str:
+    """A path as code writes it ("/api/v1/namespaces/a b"), percent-encoded for the wire."""
+    return str(yarl.URL.build(path=path))
 
 
 def _status_error(code: int, text: str) -> KubeError:

@@ -43,7 +43,9 @@ def kubeconfig(lab: ProcessLab) -> Path:
 
 MEMBERS = ("member-1", "member-2", "member-3")
 EVENT_BACKLOG = 50
-GATEWAY_TOKENS = {"token-of-an-operator": ("operator", ("system:masters",))}
+NOBODY_TOKEN = "token-of-nobody"  # a user the gateway knows, bound to nothing anywhere
+GATEWAY_TOKENS = {"token-of-an-operator": ("operator", ("system:masters",)),
+                  NOBODY_TOKEN: ("nobody", ())}
 
 
 @pytest.fixture(scope="session")
