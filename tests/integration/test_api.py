@@ -129,7 +129,16 @@ def test_plan_explains_each_share_and_changes_nothing(api: Api) -> None:
     counts = {s["cluster"]: s["replicas"] for s in api.call(
         "POST", "/plan", {"object": deployment})[1]["clusters"]}
     assert counts == {"member-1": 0, "member-2": 2, "member-3": 2}
+    # The int32 maximum is planned at once; beyond it, 422 naming the field. /healthz answers
+    # all along (no work proportional to the number runs on the event loop).
+    code, most = api.call("POST", "/plan", {"replicas": 2**31 - 1})
+    assert code == 200 and sum(s["replicas"] for s in most["clusters"]) == 2**31 - 1
+    huge = {**deployment, "spec": {"replicas": 10**12}}
     for wrong, field in (({"replicas": -1}, "replicas"),
+                         ({"replicas": 2**31}, "replicas"),
+                         ({"object": huge}, "object.spec.replicas"),
+                         ({"replicas": 3, "preferences": {"clusters": {"*": {
+                             "weight": 10**12}}}}, "preferences.clusters.*.weight"),
                          ({"replicas": 3, "preferences": {"clusters": {"mars": {}}}},
                           "preferences.clusters"),
                          ({"object": {**deployment, "kind": "ConfigMap"}}, "object.kind"),

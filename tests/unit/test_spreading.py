@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from fractions import Fraction
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -118,3 +120,79 @@ def test_explain_names_the_rule_behind_each_share() -> None:
                   current={"a": 3, "b": 0})
     assert explain(3, {"a": ClusterPreference(), "b": ClusterPreference()}, kept,
                    current={"a": 3, "b": 0})["a"] == "kept where they run (rebalance off)"
+
+
+# The definition, one replica at a time: what spread() must equal on every input small
+# enough to compute this way.
+def one_at_a_time(total: int, prefs: dict[str, P], capacity: dict[str, int],
+                  current: dict[str, int] | None) -> dict[str, int]:
+    unbounded = 10**9
+    limit = {}
+    for c, p in prefs.items():
+        bounds = [b for b in (p.max_replicas, capacity.get(c)) if b is not None]
+        limit[c] = min(bounds) if bounds else unbounded
+    counts = {c: 0 for c in prefs}
+    if current is not None:
+        counts = {c: min(current.get(c, 0), limit[c]) for c in prefs}
+    placed = sum(counts.values())
+    if placed > total:
+        floor = {c: min(p.min_replicas, counts[c]) for c, p in prefs.items()}
+        for _ in range(placed - total):
+            over = [c for c in counts if counts[c] > floor[c]]
+            if not over:
+                break
+            counts[max(over, key=lambda c: (Fraction(2 * counts[c] - 1, 2 * prefs[c].weight)
+                                            if prefs[c].weight else Fraction(10**9), c))] -= 1
+        return counts
+    want = {c: min(p.min_replicas, limit[c]) for c, p in prefs.items()}
+    short = {c: max(0, want[c] - counts[c]) for c in counts}
+    top = {c: counts[c] + short[c] for c in counts}
+    seats = total - placed
+    for weight, bound in ((short, top), ({c: p.weight for c, p in prefs.items()}, limit)):
+        while seats:
+            open_ = [c for c in counts if weight[c] > 0 and counts[c] < bound[c]]
+            if not open_:
+                break
+            best = min(open_, key=lambda c: (-Fraction(2 * weight[c], 2 * counts[c] + 1), c))
+            counts[best] += 1
+            seats -= 1
+    return counts
+
+
+wide = st.builds(
+    lambda w, lo, span: P(weight=w, min_replicas=lo,
+                          max_replicas=None if span is None else lo + span),
+    st.integers(0, 1000) | st.sampled_from([0, 1, 2, 3]), st.integers(0, 30),
+    st.none() | st.integers(0, 60))
+wide_federations = st.dictionaries(names, wide, min_size=1, max_size=5)
+placements = st.dictionaries(names, st.integers(0, 120), max_size=5)
+
+
+@given(st.integers(0, 200), wide_federations,
+       st.dictionaries(names, st.integers(0, 80), max_size=5), st.none() | placements)
+def test_equals_the_one_at_a_time_definition(total: int, prefs: dict[str, P],
+                                             capacity: dict[str, int],
+                                             current: dict[str, int] | None) -> None:
+    capacity = {c: n for c, n in capacity.items() if c in prefs}
+    plan = spread(total, prefs, capacity=capacity, current=current)
+    assert plan.replicas == one_at_a_time(total, prefs, capacity, current)
+
+
+INT32_MAX = 2**31 - 1
+
+
+def test_totals_up_to_the_int32_maximum() -> None:
+    """Huge totals cost no more than small ones (no replica is placed one at a time): the
+    shares are the exact divisor-method ones."""
+    prefs = {"a": P(weight=2), "b": P(weight=1), "c": P(weight=1, max_replicas=5)}
+    plan = spread(INT32_MAX, prefs)
+    assert plan.replicas["c"] == 5 and plan.unplaced == 0
+    assert plan.replicas["a"] + plan.replicas["b"] == INT32_MAX - 5
+    assert abs(plan.replicas["a"] - 2 * plan.replicas["b"]) <= 2
+    big_weights = {"a": P(weight=INT32_MAX), "b": P(weight=INT32_MAX - 1), "c": P(weight=1)}
+    assert sum(spread(INT32_MAX, big_weights).replicas.values()) == INT32_MAX
+    # rebalance off, scaling down from the maximum to 1 and back up
+    down = spread(1, prefs, current=plan.replicas)
+    assert sum(down.replicas.values()) == 1
+    up = spread(INT32_MAX, prefs, current=down.replicas)
+    assert up.replicas == plan.replicas
