@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     stop = verbs.add_parser("stop", help="kill one component, as a crash would; `lab up` "
                                          "starts it again")
     stop.add_argument("component", help="e.g. member-1/kube-apiserver")
+    pause = verbs.add_parser("pause", help="freeze one component (SIGSTOP), as a hung "
+                                           "process; `lab resume` lets it go on")
+    pause.add_argument("component", help="e.g. member-1/kube-apiserver")
+    resume = verbs.add_parser("resume", help="let a paused component go on (SIGCONT)")
+    resume.add_argument("component", help="e.g. member-1/kube-apiserver")
     build = verbs.add_parser("build", help="build (or find cached) Kubernetes binaries")
     build.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION)
     return parser
@@ -212,6 +217,22 @@ def _validation_message(exc: ValidationError, *, by_path: bool = False) -> str:
     return "; ".join(parts)
 
 
+def _bare_up(args: argparse.Namespace) -> bool:
+    """Whether `lab up` was given no flag that shapes the lab (then a recorded lab's own
+    spec is used: `lab up` after `lab stop` starts what was stopped)."""
+    defaults = build_parser().parse_args(["lab", "up"])
+    shaping = ("config", "clusters", "provider", "k8s_version", "base_port", "nodes",
+               "pod_capacity", "capacity")
+    return all(getattr(args, name) == getattr(defaults, name) for name in shaping)
+
+
+def _recorded_spec(root: Path) -> LabSpec | None:
+    try:
+        return LabSpec.model_validate(json.loads((root / "state.json").read_text())["spec"])
+    except (OSError, ValueError, KeyError, ValidationError):
+        return None
+
+
 def _recorded_provider(root: Path) -> str | None:
     try:
         return str(json.loads((root / "state.json").read_text())["spec"]["provider"])
@@ -227,7 +248,12 @@ def run_lab(args: argparse.Namespace) -> int:
             print(f"{name.replace('_', '-'):<24} {path}")
         return 0
     if args.verb == "up":
-        spec = _spec(args)
+        spec = _recorded_spec(root) if _bare_up(args) else None
+        if spec is None:
+            spec = _spec(args)
+        ports = spec.all_ports()
+        print(f"lab in {root}: {len(spec.members)} members, loopback ports "
+              f"{min(ports)}-{max(ports)}", flush=True)
         if spec.provider == "kind":
             KindLab(root).up(spec)
         else:
@@ -260,6 +286,11 @@ def run_lab(args: argparse.Namespace) -> int:
     if args.verb == "stop":
         lab.stop_component(args.component)
         print(f"stopped {args.component}; `federator lab up` starts it again")
+        return 0
+    if args.verb in ("pause", "resume"):
+        lab.pause_component(args.component, resume=args.verb == "resume")
+        print(f"paused {args.component}; `federator lab resume {args.component}` lets it go "
+              "on" if args.verb == "pause" else f"resumed {args.component}")
         return 0
     statuses = lab.status()
     mib = 1024 * 1024
@@ -389,6 +420,8 @@ async def run_federation(args: argparse.Namespace) -> int:
             changed = alias_context(kubeconfig, "federation", args.plane_context)
             lines.append(f"context federation {'written to' if changed else 'unchanged in'} "
                          f"{kubeconfig}")
+    elif args.command == "unjoin" and (problem := dns_label_problem(args.name)):
+        raise UsageError(f"NAME: {problem}")
     elif args.command == "join":
         name = args.cluster_name or args.context
         if problem := dns_label_problem(name):
@@ -445,6 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("federator: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `federator lab status | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # the last resort: one line, never a traceback
         print(f"federator: internal error: {exc.__class__.__name__}: {exc} (please report it)",
               file=sys.stderr)

@@ -62,6 +62,9 @@ class PropagationConfig(_Strict):
     deletion_timeout: float = Field(default=60.0, gt=0)
     unschedulable_after: float = Field(default=60.0, gt=0)
     capacity_ttl: float = Field(default=300.0, gt=0)
+    # A member's write that takes longer goes on alone (a hung member delays only its own
+    # copies); the object's other members are done with at once.
+    member_wait: float = Field(default=1.0, gt=0, le=30)
 
 
 class EventsConfig(_Strict):

@@ -37,7 +37,7 @@ from federator.kube.kubeconfig import (
     in_cluster_credentials,
     load_credentials,
 )
-from federator.kube.leader import LeaderElector, LeaseSettings, LostLeadership
+from federator.kube.leader import LeaderElector, LeaseSettings
 from federator.kube.resources import CONFIGMAPS, path
 
 log = structlog.get_logger(__name__)
@@ -60,7 +60,8 @@ def health_app(plane: KubeClient, elector: LeaderElector | None) -> web.Applicat
         try:
             await plane.request("GET", "/readyz", timeout=2)
         except KubeError as exc:
-            return web.Response(status=503, text=f"plane not ready: {exc}")
+            return web.Response(status=503, text=f"plane not ready: {exc}; the gateway and "
+                                "DNS answer from what they hold, the controllers wait")
         role = "leader" if elector is None or elector.leading else "standby"
         return web.Response(text=f"ok ({role})")
 
@@ -207,7 +208,8 @@ def _dump_tasks() -> None:
 
 
 async def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT (0), or until leadership is lost (1: restart me)."""
+    """Run until SIGTERM or SIGINT (0). A lost lease stops the controllers, not the process:
+    it campaigns again, and the gateway and DNS answer all along."""
     logs.configure(settings.log.level, settings.log.format)
     structlog.contextvars.bind_contextvars(identity=settings.identity)
     try:
@@ -276,16 +278,13 @@ async def serve(settings: Settings) -> int:
         await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if work.done():
             work.result()
-    except LostLeadership as exc:
-        log.error("lost leadership; exiting", error=str(exc))
-        code = 1
     except DnsError as exc:
         log.error("dns not started", error=str(exc))
         code = 1
     finally:
         for task in (work, stopper):
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, LostLeadership, DnsError):
+        with contextlib.suppress(asyncio.CancelledError, DnsError):
             await work
         if elector is not None and code == 0:
             await elector.release()

@@ -120,14 +120,18 @@ class Registry:
         if found is None and current is not None and current.client is not None:
             watched[name] = start(name, current.client)
 
-    @staticmethod
-    async def unfollow(watched: dict[str, W]) -> None:
-        """Stop every member's watches of a controller (when it stops)."""
+    def unfollow(self, watched: dict[str, W], listener: Callable[[str], None]
+                 ) -> asyncio.Future[list[Any]]:
+        """Stop a controller's hearing of members: `listener` no longer called, every
+        member's watches cancelled, all at once (a controller that is cancelled again while
+        it stops must not leave any running); then the awaitable of their ends."""
+        if listener in self.listeners:
+            self.listeners.remove(listener)
         tasks = [task for found in watched.values() for task in found.tasks]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         watched.clear()
+        return asyncio.gather(*tasks, return_exceptions=True)
 
     def _notify(self, name: str) -> None:
         for listener in self.listeners:
@@ -177,9 +181,13 @@ class Registry:
             log.warning("no credentials for member", cluster=cluster["metadata"]["name"],
                         secret=secret_name, error=str(exc))
             return None
-        # One pool per member, for probes and controllers alike: its watches (one per
-        # federated kind) hold 6 connections, writes at most 16, probes and reads the rest.
-        return KubeClient(credentials_from_secret(secret), pool_size=32)
+        # One pool per member, for probes and controllers alike: the watches of propagation
+        # (copies and names of each federated kind, pending pods), events and DNS hold about
+        # 20 connections, writes at most 16 (propagation.member_concurrency), probes and
+        # reads the rest; a full pool would make probes wait behind writes and fail.
+        # Requests to a member give up after 10 s: a hung member must not hold a write (or a
+        # slot of its connection pool) for long; watches have their own read timeout.
+        return KubeClient(credentials_from_secret(secret), timeout=10.0, pool_size=64)
 
     async def _stop(self, name: str) -> None:
         member = self.members.pop(name, None)

@@ -122,8 +122,7 @@ class DnsController:
                     self.changed.set()
                     log.info("dns records changed", names=len({r.name for r in records}))
         finally:
-            self.registry.listeners.remove(self._on_cluster)
-            await self.registry.unfollow(self.members)
+            await self.registry.unfollow(self.members, self._on_cluster)
 
     async def _announce(self, problems: list[str]) -> None:
         """Log each new problem; as the leader, also an event on the plane Service it is

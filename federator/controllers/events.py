@@ -94,11 +94,9 @@ class EventFederator:
                 self._on_cluster(name)
             await watcher
         finally:
-            if self._on_cluster in self.registry.listeners:
-                self.registry.listeners.remove(self._on_cluster)
             watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
-            await self.registry.unfollow(self.members)
+            stopped = self.registry.unfollow(self.members, self._on_cluster)
+            await asyncio.gather(watcher, stopped, return_exceptions=True)
 
     # members -----------------------------------------------------------------------------
     def _on_cluster(self, name: str) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,7 @@ from federator.clusters.registry import Member, Registry
 from federator.domain import policy as policy_rules
 from federator.domain import preferences, propagation
 from federator.domain.capacity import overflow
-from federator.domain.naming import MANAGED_BY, PLANE_UID
+from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
 from federator.domain.objects import contains, difference
 from federator.domain.overrides import PatchError, apply_patch
 from federator.domain.preferences import PreferencesError
@@ -65,6 +67,7 @@ class PropagationSettings:
     deletion_timeout: float = 60.0  # an unreachable member holds a deletion this long
     unschedulable_after: float = 60.0  # pods unschedulable this long mean the member is full
     capacity_ttl: float = 300.0  # then a full member is offered its share again
+    member_wait: float = 1.0  # a member's write that takes longer goes on alone
 
 
 def _key(obj: Object) -> Key:
@@ -85,6 +88,16 @@ def _holds(actual: Object, status: Object) -> bool:
     (the apiserver does not store zero counts)."""
     return all(actual.get(key, 0) == value if value == 0 else contains(actual.get(key), value)
                for key, value in status.items())
+
+
+def _outcome(task: asyncio.Future[Outcome], cluster: str, key: Key) -> Outcome:
+    """What a finished write came to; a crash of it is logged and reported as an error."""
+    error = task.exception()
+    if error is None:
+        return task.result()
+    log.error("write crashed", cluster=cluster, kind=key[0], namespace=key[1], object=key[2],
+              exc_info=error)
+    return Outcome(error="internal error; federator's log has the details")
 
 
 def _url(kind: str, namespace: str, name: str | None = None) -> str:
@@ -158,6 +171,10 @@ class Propagator:
         self.settled: dict[Key, tuple[Any, ...]] = {}
         self.epoch = 0  # moves when clusters or policies change
         self._following = False  # member views follow the registry once policies are listed
+        self.swept: set[str] = set()  # swept since listed and Ready (again: a return sweeps)
+        self.released: dict[tuple[str, Key], bool] = {}  # left behind: orphan-deleted?
+        self.writing: dict[tuple[str, Key], asyncio.Future[Outcome]] = {}  # slow writes
+        self.late: dict[tuple[str, Key], Outcome] = {}  # what they came to
 
     # wiring ------------------------------------------------------------------------------
     async def _on_plane(self, kind: str, obj: Object) -> None:
@@ -205,6 +222,12 @@ class Propagator:
         """A member joined, left, or changed readiness: every object may move."""
         if self._following:
             self.registry.follow(name, self.members, self._watch)
+        member, copies = self.registry.members.get(name), self.members.get(name)
+        if member is None or not member.ready:
+            self.swept.discard(name)
+        elif name not in self.swept and copies is not None and copies.synced:
+            self.swept.add(name)  # listed, and Ready for the first time since then
+            copies.tasks.append(asyncio.ensure_future(self._sweep(name, copies)))
         self.epoch += 1
         for view in self.plane_views.values():
             for obj in view.objects.values():
@@ -221,6 +244,42 @@ class Propagator:
         await view.wait_synced()
         log.info("member copies listed", cluster=name)
         self._on_cluster(name)
+
+    async def _sweep(self, cluster: str, view: _MemberView) -> None:
+        """Remove every copy in `cluster` whose plane object is gone: deleted while federator
+        was down, before its finalizer landed, or while this member was away (LeftBehind).
+        Released instead where the plane object was orphan-deleted. Runs once both sides are
+        listed, and again whenever the member returns."""
+        await asyncio.gather(*(v.synced.wait() for v in self.plane_views.values()))
+        swept = 0
+        for kind, reflector in view.reflectors.items():
+            for (namespace, name), copy in list(reflector.objects.items()):
+                key = (kind, namespace, name)
+                # Only copies: they carry their plane object's uid. federator's own identity
+                # in the member (made by join, in federation-system) is managed too: never.
+                annotations = copy["metadata"].get("annotations") or {}
+                if ((namespace, name) in self.plane_views[kind].objects
+                        or not managed_by(copy, self.federation)
+                        or PLANE_UID not in annotations
+                        or FEDERATION_NAMESPACE in (namespace, name)
+                        or not self._writable(cluster)):
+                    continue
+                orphan = self.released.pop((cluster, key), False) or key in self.orphaned
+                outcome = await self._drop(cluster, view, key, orphan)
+                if outcome.error:
+                    log.warning("sweep failed", cluster=cluster, kind=kind,
+                                namespace=namespace, object=name, error=outcome.error)
+                    continue
+                swept += 1
+                log.info("copy of a deleted plane object " + ("released" if orphan else
+                                                                "removed"),
+                         cluster=cluster, kind=kind, namespace=namespace, object=name)
+        log.info("member swept", cluster=cluster, removed=swept)
+
+    async def _release(self, view: _MemberView, key: Key) -> None:
+        """Leave a copy to the member: no longer federator's (orphan deletion)."""
+        await view.client.merge_patch(_url(*key), {"metadata": {
+            "labels": {MANAGED_BY: None}, "annotations": {PLANE_UID: None}}})
 
     def _listing(self, cluster: str) -> bool:
         """Ready, but its copies not listed yet (right after federator starts)."""
@@ -248,11 +307,17 @@ class Propagator:
         try:
             await asyncio.gather(*tasks)
         finally:
+            # Everything stops at once, before the first await: a controller cancelled again
+            # while it stops (a lost lease) must leave no watch, sweep or write running.
+            self._following = False
+            stopped = self.registry.unfollow(self.members, self._on_cluster)
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.registry.unfollow(self.members)
+            for write in self.writing.values():
+                write.cancel()
             self.queue.close()
+            await asyncio.gather(*tasks, *self.writing.values(), stopped,
+                                 return_exceptions=True)
 
     async def _worker(self) -> None:
         while True:
@@ -308,7 +373,7 @@ class Propagator:
         policy = policy_rules.governing(self.policies.objects.values(), obj)
         try:
             if policy is not None:
-                policy_rules.check_names(policy, joined)
+                policy_rules.check(policy, joined)
             targets = self._targets(obj, policy, joined)
             ready = [c for c in targets if self._writable(c)]
             replicas = self._replicas(key, obj, policy, ready, joined)
@@ -318,15 +383,15 @@ class Propagator:
         self.reported.pop(key, None)  # valid (again): a later problem is announced anew
         if any(self._listing(c) for c in targets):
             return None  # a Ready member's copies are still being listed: it comes back then
-        outcomes = await asyncio.gather(
-            *(self._sync(c, key, obj, replicas.get(c) if replicas else None,
-                         policy_rules.overrides(policy, c, joined[c]) if policy else [])
-              for c in ready))
-        errors = {c: o.error for c, o in zip(ready, outcomes, strict=True) if o.error}
-        await self._announce(key, obj, [o.action for o in outcomes if o.action])
-        for cluster in sorted(set(self.members) - set(targets)):
-            if self._writable(cluster):
-                await self._remove_copy(cluster, key)
+        jobs: dict[str, Callable[[], Awaitable[Outcome]]] = {
+            c: functools.partial(self._sync, c, key, obj, replicas.get(c) if replicas else None,
+                                 policy_rules.overrides(policy, c, joined[c]) if policy else [])
+            for c in ready}
+        jobs.update({c: functools.partial(self._remove_copy, c, key)
+                     for c in sorted(set(self.members) - set(targets)) if self._writable(c)})
+        outcomes, waiting = await self._write(key, jobs)
+        errors = {c: o.error for c, o in outcomes.items() if o.error and c in ready}
+        await self._announce(key, obj, [o.action for o in outcomes.values() if o.action])
         await self._report(key, obj, targets, ready, replicas, errors)
         for cluster in ready:
             if (cluster, key) in self.overflowed:
@@ -340,10 +405,47 @@ class Propagator:
             if patched is None:
                 return None  # changed or gone meanwhile: its watch event brings it back
             obj = patched
-        if kind not in WORKLOADS and not errors:
+        if kind not in WORKLOADS and not errors and not waiting:
             self.settled[key] = self._signature(key, obj)
         delays = [d for d in (5.0 if errors else None, self.recheck.get(key)) if d is not None]
         return min(delays) if delays else None
+
+    async def _write(self, key: Key, jobs: dict[str, Callable[[], Awaitable[Outcome]]]
+                     ) -> tuple[dict[str, Outcome], set[str]]:
+        """Run each member's write for one object as a task of its own and wait for them up
+        to `member_wait`: what they came to, and the members whose write goes on. A write
+        that goes on (a slow or hung member) delays nothing else: when it ends, what it came
+        to is kept for the next reconcile of the object, which it brings about. One write per
+        copy at a time: a member whose last write still runs is left out."""
+        started: dict[str, asyncio.Future[Outcome]] = {}
+        for cluster, job in jobs.items():
+            if (cluster, key) not in self.writing:
+                started[cluster] = self.writing[(cluster, key)] = asyncio.ensure_future(job())
+        if started:
+            await asyncio.wait(started.values(), timeout=self.settings.member_wait)
+        outcomes: dict[str, Outcome] = {}
+        for cluster, task in started.items():
+            if task.done():
+                del self.writing[(cluster, key)]
+                outcomes[cluster] = _outcome(task, cluster, key)
+            else:
+                task.add_done_callback(functools.partial(self._written_late, cluster, key))
+        for cluster in jobs:
+            late = self.late.pop((cluster, key), None)
+            if late is not None:
+                now = outcomes.get(cluster, Outcome())
+                outcomes[cluster] = Outcome(error=now.error if cluster in started
+                                            else late.error, action=now.action or late.action)
+        return outcomes, {c for c in jobs if (c, key) in self.writing}
+
+    def _written_late(self, cluster: str, key: Key, task: asyncio.Future[Outcome]) -> None:
+        if self.writing.get((cluster, key)) is task:
+            del self.writing[(cluster, key)]
+        if not task.cancelled():
+            self.late[(cluster, key)] = _outcome(task, cluster, key)
+            log.info("slow write ended", cluster=cluster, kind=key[0], namespace=key[1],
+                     object=key[2])
+            self.queue.add(key)
 
     def _signature(self, key: Key, obj: Object) -> tuple[Any, ...]:
         """What reconciling a config object depends on: its version, its copies' versions,
@@ -437,6 +539,8 @@ class Propagator:
             self.applied[(cluster, key)] = fingerprint
             return Outcome()
         async with view.limit:
+            if not self._writable(cluster):
+                return Outcome()  # went away while waiting for a slot: decided again then
             try:
                 if copy is None:
                     other = view.names[kind].objects.get((namespace, name))
@@ -483,12 +587,18 @@ class Propagator:
                 raise
         view.namespaces.add(namespace)
 
-    async def _remove_copy(self, cluster: str, key: Key) -> None:
+    async def _remove_copy(self, cluster: str, key: Key) -> Outcome:
+        """A copy where the object is no longer placed."""
         view = self.members[cluster]
         if view.copy(*key) is None:
-            return
-        await view.client.delete(_url(*key))
+            return Outcome()
+        try:
+            await view.client.delete(_url(*key))
+        except KubeError as exc:
+            return Outcome(error=f"{exc.reason}: {exc.message}"[:300])
         self.applied.pop((cluster, key), None)
+        return Outcome(action=("RemovedFromCluster", "removed (no longer placed there)",
+                               cluster))
 
     # status, events ----------------------------------------------------------------------
     async def _announce(self, key: Key, obj: Object,
@@ -563,35 +673,51 @@ class Propagator:
         if FINALIZER not in finalizers:
             return None
         orphan = key in self.orphaned or ORPHAN_FINALIZER in finalizers
+        if any(self._listing(c) for c in self.registry.members):
+            return None  # nothing is decided before a member's copies are listed
         left: list[str] = []
-        for cluster, view in self.members.items():
-            member = self.registry.members.get(cluster)
+        jobs: dict[str, Callable[[], Awaitable[Outcome]]] = {}
+        for cluster in sorted(set(self.members) | set(self.registry.members)):
+            member, view = self.registry.members.get(cluster), self.members.get(cluster)
+            if view is None or not view.synced:
+                if member is not None:
+                    left.append(cluster)  # away since federator started: copies unknown
+                continue
             if view.copy(*key) is None:
                 continue
             if member is None or not member.ready:
                 left.append(cluster)
                 continue
-            try:
-                if orphan:
-                    await view.client.merge_patch(_url(*key), {"metadata": {
-                        "labels": {MANAGED_BY: None}, "annotations": {PLANE_UID: None}}})
-                else:
-                    await view.client.delete(_url(*key))
-            except KubeError as exc:
-                if not exc.not_found:
-                    left.append(cluster)
-            self.applied.pop((cluster, key), None)
+            jobs[cluster] = functools.partial(self._drop, cluster, view, key, orphan)
+        outcomes, waiting = await self._write(key, jobs)
+        left += sorted(waiting | {c for c, o in outcomes.items() if o.error})
         if left:
             if not self._deletion_timed_out(meta):
                 return 5.0
+            for cluster in left:  # its copy is swept (or released) when it returns
+                self.released[(cluster, key)] = orphan
             await self.recorder.record(obj, "Warning", "LeftBehind",
-                                       f"{obj['kind']} {key[2]} was left in unreachable "
-                                       f"cluster(s) {', '.join(sorted(left))}")
+                                       f"{obj['kind']} {key[2]} may be left in unreachable "
+                                       f"cluster(s) {', '.join(sorted(left))} until they "
+                                       "return")
         verb = "released" if orphan else "deleted"
         log.info(f"member copies {verb}", kind=key[0], namespace=key[1], object=key[2])
         await self._set_finalizers(obj, [f for f in finalizers if f != FINALIZER])
         self.orphaned.discard(key)
         return None
+
+    async def _drop(self, cluster: str, view: _MemberView, key: Key, orphan: bool) -> Outcome:
+        """Delete (or release) one member's copy of a plane object being deleted, or gone."""
+        try:
+            if orphan:
+                await self._release(view, key)
+            else:
+                await view.client.delete(_url(*key))
+        except KubeError as exc:
+            if not exc.not_found:
+                return Outcome(error=f"{exc.reason}: {exc.message}"[:300])
+        self.applied.pop((cluster, key), None)
+        return Outcome()
 
     async def _gone(self, key: Key) -> None:
         """The plane object is gone without its finalizer having done its work (it was

@@ -3,6 +3,7 @@ replicas are spread, and per-cluster overrides. An object's own annotations win 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,70 @@ from federator.domain.preferences import Preferences
 from federator.domain.propagation import PlacementError
 
 Policy = dict[str, Any]
+
+
+_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def _label_key_problem(key: Any) -> str | None:
+    if not isinstance(key, str):
+        return "is not a string"
+    prefix, slash, name = key.rpartition("/")
+    if (slash and (not prefix or len(prefix) > 253 or not _PREFIX.match(prefix))) \
+            or not _NAME.match(name):
+        return (f"{key!r} is not a label key (a name of up to 63 letters, digits, '-', '_' "
+                "or '.', starting and ending with a letter or digit, with an optional DNS "
+                "prefix and '/')")
+    return None
+
+
+def _label_value_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or (value and not _NAME.match(value)):
+        return (f"{value!r} is not a label value (up to 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit, or empty)")
+    return None
+
+
+def check_selector(selector: Any, where: str) -> None:
+    """A structured LabelSelector as the apiserver would validate it; PlacementError naming
+    the field (`where` is the selector's own path) and what to write instead."""
+    if selector is None:
+        return
+    if not isinstance(selector, Mapping):
+        raise PlacementError(f"{where}: not a label selector (matchLabels, matchExpressions)")
+    labels = selector.get("matchLabels") or {}
+    if not isinstance(labels, Mapping):
+        raise PlacementError(f"{where}.matchLabels: not a map of label keys to values")
+    for key, value in labels.items():
+        problem = _label_key_problem(key) or _label_value_problem(value)
+        if problem:
+            raise PlacementError(f"{where}.matchLabels: {problem}")
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        raise PlacementError(f"{where}.matchExpressions: not a list")
+    for index, expression in enumerate(expressions):
+        at = f"{where}.matchExpressions[{index}]"
+        if not isinstance(expression, Mapping):
+            raise PlacementError(f"{at}: not a {{key, operator, values}} requirement")
+        problem = _label_key_problem(expression.get("key"))
+        if problem:
+            raise PlacementError(f"{at}.key: {problem}")
+        operator, values = expression.get("operator"), expression.get("values") or []
+        if operator not in _OPERATORS:
+            raise PlacementError(f"{at}.operator: {operator!r} is not one of "
+                                 f"{', '.join(_OPERATORS)}")
+        if not isinstance(values, list):
+            raise PlacementError(f"{at}.values: not a list")
+        if operator in ("In", "NotIn") and not values:
+            raise PlacementError(f"{at}.values: {operator} needs at least one value")
+        if operator in ("Exists", "DoesNotExist") and values:
+            raise PlacementError(f"{at}.values: {operator} takes no values; leave them out")
+        for value in values:
+            problem = _label_value_problem(value)
+            if problem:
+                raise PlacementError(f"{at}.values: {problem}")
 
 
 def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
@@ -60,8 +125,16 @@ def governing(policies: Iterable[Policy], obj: Mapping[str, Any]) -> Policy | No
     return next((p for p in mine if _governs(p, obj)), None)
 
 
-def check_names(policy: Policy, joined: Mapping[str, Any]) -> None:
+def check(policy: Policy, joined: Mapping[str, Any]) -> None:
+    """What makes a policy unusable: a selector that cannot be read, or a cluster name that
+    is not joined. PlacementError naming the policy and the field."""
     spec = policy.get("spec") or {}
+    name = policy["metadata"]["name"]
+    check_selector((spec.get("placement") or {}).get("clusterSelector"),
+                   f"FederationPolicy {name}: spec.placement.clusterSelector")
+    for index, override in enumerate(spec.get("overrides") or []):
+        check_selector(override.get("clusterSelector"),
+                       f"FederationPolicy {name}: spec.overrides[{index}].clusterSelector")
     named = set((spec.get("placement") or {}).get("clusters") or [])
     named |= set((spec.get("replicaScheduling") or {}).get("clusters") or {}) - {"*"}
     for override in spec.get("overrides") or []:
@@ -74,7 +147,7 @@ def check_names(policy: Policy, joined: Mapping[str, Any]) -> None:
 
 def placement(policy: Policy, joined: Mapping[str, Mapping[str, str]]) -> list[str]:
     """The joined clusters (name -> labels) the policy places its objects in."""
-    check_names(policy, joined)
+    check(policy, joined)
     rule = (policy.get("spec") or {}).get("placement") or {}
     if rule.get("clusters") is not None:
         return sorted(set(rule["clusters"]))

@@ -301,6 +301,9 @@ class Api:
 
     # plan --------------------------------------------------------------------------------
     async def plan(self, request: web.Request) -> web.Response:
+        """What a workload's split would be; for those who may list Clusters (it tells which
+        are joined and Ready)."""
+        await self._may(request, "list", CLUSTERS)
         body = await _body(request, models.PlanRequest)
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
@@ -402,8 +405,10 @@ class Api:
         return response
 
     # dns ---------------------------------------------------------------------------------
-    async def dns(self, _: web.Request) -> web.Response:
-        """The records federator maintains (in the embedded server and any RFC 2136 one)."""
+    async def dns(self, request: web.Request) -> web.Response:
+        """The records federator maintains (in the embedded server and any RFC 2136 one), for
+        those who may list Clusters."""
+        await self._may(request, "list", CLUSTERS)
         federation = await read_federation(self.plane)
         return _json(models.DnsRecords(
             zone=federation.dns_zone if federation else None,

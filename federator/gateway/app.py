@@ -180,32 +180,55 @@ class Gateway:
             finally:
                 await lines.put((name, None))
 
-        tasks = [asyncio.ensure_future(follow(n, m)) for n, m in members.items()]
+        tasks = {n: asyncio.ensure_future(follow(n, m)) for n, m in members.items()}
         try:
-            started = await asyncio.gather(*opened.values())
-            for name, (code, _, body) in zip(members, started, strict=True):
-                if code == 0:
-                    return status_response(503, "ServiceUnavailable",
-                                           f"cluster {name} did not answer: {body}")
-                if code != 200:
-                    return web.Response(status=code, text=body,
+            # Members that do not open their watch within member_timeout are left out, with
+            # a Warning, as fan-out lists leave them out.
+            await asyncio.wait(opened.values(), timeout=self.member_timeout)
+            started: dict[str, tuple[int, str, str]] = {}
+            warnings = [f'299 - "cluster {n} is not Ready: left out"'
+                        for n in sorted(self.registry.members) if n not in members]
+            for name, future in opened.items():
+                if not future.done():
+                    warnings.append(f'299 - "cluster {name} left out of the watch: no answer '
+                                    f'within {self.member_timeout:g}s"')
+                    tasks[name].cancel()
+                elif future.result()[0] != 200:
+                    code, _, body = future.result()
+                    message = body if code == 0 else f"answered {code}"
+                    warnings.append(f'299 - "cluster {name} left out: {message[:200]}"')
+                    started[name] = future.result()
+                else:
+                    started[name] = future.result()
+            watching = {n for n, (code, _, _) in started.items() if code == 200}
+            if not watching:
+                failed = [(c, b) for c, _, b in started.values() if c not in (0, 200)]
+                if failed:  # e.g. 403 from every member
+                    return web.Response(status=failed[0][0], text=failed[0][1],
                                         content_type="application/json")
-            response = web.StreamResponse(headers={"Content-Type": started[0][1]})
+                return status_response(503, "ServiceUnavailable",
+                                       "no Ready cluster answered in time")
+            content_type = next(started[n][1] for n in sorted(watching))
+            response = web.StreamResponse(headers={"Content-Type": content_type})
+            for warning in warnings:
+                response.headers.add("Warning", warning)
             await response.prepare(request)
             while True:
                 name, line = await lines.get()
                 if line is None:
-                    break
-                if not line.strip():
+                    if name in watching:
+                        break
+                    continue  # one that was left out
+                if not line.strip() or name not in watching:
                     continue
                 event = fanout.watch_event(json.loads(line), name, versions)
                 await response.write(json.dumps(event).encode() + b"\n")
             await response.write_eof()
             return response
         finally:
-            for task in tasks:
+            for task in tasks.values():
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     async def _ask(self, member: Member, target: str, headers: list[tuple[str, str]]
                    ) -> tuple[int, dict[str, Any]]:

@@ -155,15 +155,22 @@ class KubeClient:
         """Send a request as it came (path and query already percent-encoded, any body and
         content type) with this client's credentials; the response, unread, for streaming
         back. Reading it may go on for as long as a watch lasts. Redirects are passed back,
-        not followed."""
+        not followed. No answer within the client's timeout: Unreachable."""
         url = self.url(path_qs, encoded=True)
         try:
-            async with self._open().request(
+            # The answer's head must come within the client's timeout (a hung apiserver
+            # accepts connections and says nothing); its body may stream for as long as it
+            # lasts.
+            response = await asyncio.wait_for(self._open().request(
                 method, url, headers=headers, data=body, allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
-            ) as response:
-                yield response
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)),
+                self.timeout)
         except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
+            raise Unreachable(_describe(exc, self.server)) from exc
+        try:
+            async with response:
+                yield response
+        except (aiohttp.ClientConnectionError, OSError) as exc:
             raise Unreachable(_describe(exc, self.server)) from exc
 
     async def watch(self, url: str, *, resource_version: str, timeout_seconds: int = 300,

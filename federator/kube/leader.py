@@ -91,29 +91,46 @@ class LeaderElector:
         self._observed, self._observed_at = updated.get("spec"), loop.time()
         return True
 
-    async def _attempt(self) -> bool:
+    async def _attempt(self, within: float) -> bool:
+        """One try, given up after `within` seconds (a hung plane must not hold a renewal
+        past the renew deadline: another replica may take the lease after it)."""
         try:
-            return await self.try_acquire_or_renew()
+            async with asyncio.timeout(within):
+                return await self.try_acquire_or_renew()
         except KubeError as exc:
             log.warning("lease not acquired or renewed", lease=self.settings.name,
                         error=str(exc))
-            return False
+        except TimeoutError:
+            log.warning("lease not acquired or renewed", lease=self.settings.name,
+                        error=f"no answer within {within:.1f} s")
+        return False
 
     async def _renew_until_lost(self) -> None:
         loop = asyncio.get_running_loop()
         last_renewal = loop.time()
         while True:
             await asyncio.sleep(self.settings.retry_period)
-            if await self._attempt():
+            left = last_renewal + self.settings.renew_deadline - loop.time()
+            if left > 0 and await self._attempt(left):
                 last_renewal = loop.time()
-            elif loop.time() - last_renewal > self.settings.renew_deadline:
+            elif loop.time() - last_renewal >= self.settings.renew_deadline:
                 raise LostLeadership(f"lease {self.settings.name} not renewed for "
                                      f"{self.settings.renew_deadline:.0f} s")
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
-        """Wait to lead, then run `lead` while renewing. Raises LostLeadership if the lease is
-        lost (the caller should exit: what `lead` started may not be trusted any more)."""
-        while not await self._attempt():  # noqa: ASYNC110 (the lease is remote: poll it)
+        """Lead for as long as this replica runs: wait for the lease, run `lead` while
+        renewing it; when it cannot be renewed in time, stop `lead` (what it started may not
+        be trusted any more) and campaign again. Returns only if `lead` returns."""
+        while True:
+            try:
+                await self._lead_once(lead)
+                return
+            except LostLeadership as exc:
+                log.error("lost leadership: controllers stopped; campaigning again",
+                          error=str(exc))
+
+    async def _lead_once(self, lead: Callable[[], Awaitable[None]]) -> None:
+        while not await self._attempt(self.settings.renew_deadline):  # noqa: ASYNC110
             await asyncio.sleep(self.settings.retry_period)
         self.leading = True
         metrics.IS_LEADER.set(1)
@@ -132,13 +149,15 @@ class LeaderElector:
             self.leading = False
             metrics.IS_LEADER.set(0)
 
-    async def release(self) -> None:
-        """Give the lease up at shutdown so that another replica takes over at once."""
+    async def release(self, within: float = 2.0) -> None:
+        """Give the lease up at shutdown so that another replica takes over at once (given
+        up after `within` seconds: an unreachable plane must not hold a shutdown)."""
         try:
-            lease = await self.client.get(self._url)
-            if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
-                return
-            spec = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1}
-            await self.client.replace(self._url, {**lease, "spec": spec})
-        except KubeError as exc:
-            log.warning("lease not released", error=str(exc))
+            async with asyncio.timeout(within):
+                lease = await self.client.get(self._url)
+                if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                    return
+                spec = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1}
+                await self.client.replace(self._url, {**lease, "spec": spec})
+        except (KubeError, TimeoutError) as exc:
+            log.warning("lease not released", error=str(exc) or "no answer in time")

@@ -320,6 +320,15 @@ class ProcessLab:
         self._stop([name], records, sig=signal.SIGKILL)
         self._save(spec, records)
 
+    def pause_component(self, name: str, *, resume: bool = False) -> None:
+        """Freeze one component (SIGSTOP), as a hung process: it keeps its connections and
+        answers nothing; `resume=True` (SIGCONT) lets it go on."""
+        _, records = self.load()
+        record = records.get(name)
+        if record is None or not record.alive():
+            raise LabError("pause", f"no running component {name!r} in {self.paths.root}")
+        os.kill(record.pid, signal.SIGCONT if resume else signal.SIGSTOP)
+
     def _stop(self, names: list[str], records: dict[str, ProcessRecord],
               sig: signal.Signals = signal.SIGTERM) -> None:
         for name in names:

@@ -104,6 +104,11 @@ def test_the_planes_rbac_decides_for_the_caller(
     code, denied = call("DELETE", "/clusters/member-1", {"force": True})
     assert code == 403 and "cannot delete clusters" in denied["message"]
     assert api.call("GET", "/clusters/member-1")[0] == 200  # still joined
+    # What a plan or the DNS records tell is for those who may list Clusters.
+    for method, route, body in (("POST", "/plan", {"replicas": 3}), ("GET", "/dns", None)):
+        code, denied = call(method, route, body)
+        assert (code, denied["message"]) == (
+            403, 'user "nobody" cannot list clusters.federator.io in the federation'), route
 
 
 def test_plan_explains_each_share_and_changes_nothing(api: Api) -> None:

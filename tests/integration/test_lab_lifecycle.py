@@ -37,6 +37,27 @@ def test_down_leaves_no_process_and_no_listening_port(tmp_path: Path) -> None:
     assert all(r.alive() for r in records.values())
     ours = set(spec.all_ports())
     assert ours & listening_ports()
+    # A component stopped, then a bare `lab up` (as `lab stop` says) starts it again with
+    # the running lab's own spec, and names the ports it takes.
+    stopped = federator("lab", "--dir", str(root), "stop", "member-1/kube-apiserver")
+    assert "`federator lab up` starts it again" in stopped.stdout
+    again = federator("lab", "--dir", str(root), "up")
+    assert again.returncode == 0, again.stderr
+    assert f"loopback ports {min(ours)}-{max(ours)}" in again.stdout
+    _, records = lab.load()
+    assert len(records) == 7 and all(r.alive() for r in records.values())
+    # pause and resume: a hung process (stopped, state T), then running again.
+    pid = records["member-1/kube-apiserver"].pid
+
+    def state() -> str:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+    assert federator("lab", "--dir", str(root), "pause", "member-1/kube-apiserver"
+                     ).returncode == 0
+    assert state() == "T"
+    assert federator("lab", "--dir", str(root), "resume", "member-1/kube-apiserver"
+                     ).returncode == 0
+    assert state() != "T"
 
     done = federator("lab", "--dir", str(root), "down")
 

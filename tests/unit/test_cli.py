@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cli import federator
@@ -66,3 +69,25 @@ def test_the_shipped_lab_config_is_valid() -> None:
 
     spec = LabSpec.model_validate(yaml.safe_load(Path("config/lab.yaml").read_text()))
     assert [m.name for m in spec.members] == ["member-1", "member-2", "member-3"]
+
+
+def test_an_empty_cluster_name_is_named(tmp_path: Path) -> None:
+    done = federator("--kubeconfig", str(tmp_path / "none"), "unjoin", "")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "federator: error: NAME: '' is not a valid name: use at most 63 lower-case letters, "
+        "digits and '-', starting and ending with a letter or digit")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`federator lab env | head -0`: the reader is gone before anything is written."""
+    (tmp_path / "state.json").write_text('{"spec": {"provider": "process"}}')
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "federator", "lab", "--dir", str(tmp_path),
+                               "env"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              check=False, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")

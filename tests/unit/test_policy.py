@@ -51,7 +51,7 @@ def test_unknown_clusters_are_named() -> None:
     bad = make("p", {"replicaScheduling": {"clusters": {"zz": {"weight": 1}}},
                      "overrides": [{"clusters": ["yy"], "patches": []}]})
     with pytest.raises(PlacementError, match="p names clusters that are not joined: yy, zz"):
-        policy.check_names(bad, JOINED)
+        policy.check(bad, JOINED)
 
 
 def test_replica_preferences_and_overrides() -> None:
@@ -65,3 +65,40 @@ def test_replica_preferences_and_overrides() -> None:
     assert policy.overrides(p, "a", JOINED["a"]) == [{"op": "add", "path": "/x", "value": 1}]
     assert policy.overrides(p, "b", JOINED["b"]) == [{"op": "add", "path": "/y", "value": 2}]
     assert policy.overrides(p, "c", JOINED["c"]) == []
+
+
+@pytest.mark.parametrize(("selector", "field", "says"), [
+    ({"matchExpressions": [{"key": "bad key!", "operator": "In", "values": ["a"]}]},
+     "spec.placement.clusterSelector.matchExpressions[0].key", "is not a label key"),
+    ({"matchExpressions": [{"key": "tier", "operator": "Exists", "values": ["a"]}]},
+     "spec.placement.clusterSelector.matchExpressions[0].values", "takes no values"),
+    ({"matchExpressions": [{"key": "tier", "operator": "In"}]},
+     "spec.placement.clusterSelector.matchExpressions[0].values", "at least one value"),
+    ({"matchExpressions": [{"key": "tier", "operator": "Near", "values": ["a"]}]},
+     "spec.placement.clusterSelector.matchExpressions[0].operator", "is not one of"),
+    ({"matchLabels": {"tier": "not a value"}},
+     "spec.placement.clusterSelector.matchLabels", "is not a label value"),
+    ({"matchLabels": {"-x/y": "a"}}, "spec.placement.clusterSelector.matchLabels",
+     "is not a label key"),
+    ("tier=gold", "spec.placement.clusterSelector", "not a label selector"),
+])
+def test_selectors_that_cannot_be_read_are_named(selector: object, field: str,
+                                                 says: str) -> None:
+    bad = make("p", {"placement": {"clusterSelector": selector}})
+    with pytest.raises(PlacementError) as caught:
+        policy.placement(bad, JOINED)
+    assert str(caught.value).startswith(f"FederationPolicy p: {field}: ")
+    assert says in str(caught.value)
+
+
+def test_readable_selectors_pass() -> None:
+    good = make("p", {"placement": {"clusterSelector": {
+        "matchLabels": {"example.com/tier": "gold", "empty": ""},
+        "matchExpressions": [{"key": "tier", "operator": "Exists"},
+                             {"key": "zone", "operator": "NotIn", "values": ["x_1.a"]}]}},
+        "overrides": [{"clusterSelector": {"matchLabels": {"tier": "gold"}}, "patches": []}]})
+    policy.check(good, JOINED)
+    bad_override = make("p", {"overrides": [{"clusterSelector": {"matchExpressions": [
+        {"key": "a", "operator": "DoesNotExist", "values": ["b"]}]}, "patches": []}]})
+    with pytest.raises(PlacementError, match=r"spec.overrides\[0\].clusterSelector"):
+        policy.check(bad_override, JOINED)

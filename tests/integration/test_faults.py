@@ -1,0 +1,254 @@
+"""Faults on the lab: federator killed with deletions pending, objects deleted before their
+finalizer landed, a hung member (SIGSTOP), the plane and its etcd away. What must hold: a
+restart converges with nothing left behind, and what is slow or dead delays only what
+depends on it."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from tests.integration.conftest import DEPLOYMENT, MEMBERS, write_contexts
+from tests.kube import eventually, get_json, kubectl
+from tests.serving import Serve
+
+pytestmark = pytest.mark.integration
+MANAGED = "federator.io/managed-by=federation"
+
+
+def managed(kubeconfig: Path, context: str, resource: str, namespace: str) -> list[str]:
+    """Names of federator's copies of `resource` in one member's namespace."""
+    found = get_json(kubeconfig, context, resource, "-n", namespace, "-l", MANAGED)
+    return sorted(item["metadata"]["name"] for item in found["items"])
+
+
+def plane_names(kubeconfig: Path, resource: str, namespace: str) -> list[str]:
+    found = get_json(kubeconfig, "federation", resource, "-n", namespace)
+    return sorted(item["metadata"]["name"] for item in found["items"])
+
+
+def copies_everywhere(kubeconfig: Path, resource: str, namespace: str,
+                      names: list[str]) -> bool:
+    return all(set(names) <= set(managed(kubeconfig, m, resource, namespace))
+               for m in MEMBERS)
+
+
+def test_deletions_while_federator_is_down_leave_nothing(serving: Serve,
+                                                         federation: Path) -> None:
+    """Deleted while serve is down (their finalizer holds them), or deleted after their
+    finalizer was taken off (as when serve dies before it lands): after a restart no member
+    keeps a copy, and the Deployment's pods go with it."""
+    namespace = "faults-delete"
+    kubectl(federation, "federation", "create", "namespace", namespace)
+    held = [f"held-{i}" for i in range(8)]
+    early = [f"early-{i}" for i in range(4)]
+    for name in held + early:
+        kubectl(federation, "federation", "-n", namespace, "create", "configmap", name,
+                "--from-literal=a=1")
+    kubectl(federation, "federation", "-n", namespace, "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="held-web", replicas=3))
+    eventually(lambda: copies_everywhere(federation, "configmaps", namespace, held + early),
+               "every ConfigMap copied to every member", attempts=600)
+    eventually(lambda: copies_everywhere(federation, "deployments", namespace, ["held-web"]),
+               "the Deployment copied to every member", attempts=600)
+    serving.kill()
+    try:
+        kubectl(federation, "federation", "-n", namespace, "delete",
+                *(f"configmap/{n}" for n in held), "deployment/held-web", "--wait=false")
+        for name in early:
+            kubectl(federation, "federation", "-n", namespace, "patch", "configmap", name,
+                    "--type=merge", "-p", '{"metadata": {"finalizers": null}}')
+            kubectl(federation, "federation", "-n", namespace, "delete", "configmap", name)
+        # Held by the finalizer while nobody serves it; the early ones are gone already.
+        assert plane_names(federation, "configmaps", namespace) == sorted(held)
+    finally:
+        serving.restart()
+    eventually(lambda: plane_names(federation, "configmaps", namespace) == [],
+               "the held ConfigMaps deleted in the plane", attempts=600)
+    for member in MEMBERS:
+        eventually(lambda m=member: managed(federation, m, "configmaps", namespace) == []
+                   and managed(federation, m, "deployments", namespace) == [],
+                   f"no copy left in {member}", attempts=600)
+        eventually(lambda m=member: get_json(federation, m, "pods", "-n", namespace,
+                                             "-l", "app=held-web")["items"] == [],
+                   f"no pod of the deleted Deployment in {member}", attempts=600)
+    log = serving.log.read_text()
+    assert "copy of a deleted plane object removed" in log
+    kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
+
+
+def test_a_finalizer_never_lifts_before_the_copies_are_listed(serving: Serve,
+                                                              federation: Path) -> None:
+    """Deleted while serve is down: the restarted serve decides each deletion only after it
+    has listed every member's copies (it logged the deletion before the listing once, saw
+    no copy and left them all)."""
+    namespace = "faults-order"
+    kubectl(federation, "federation", "create", "namespace", namespace)
+    names = [f"order-{i}" for i in range(20)]
+    items = [{"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": n, "namespace": namespace}, "data": {"a": "1"}}
+             for n in names]
+    kubectl(federation, "federation", "apply", "-f", "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    eventually(lambda: copies_everywhere(federation, "configmaps", namespace, names),
+               "every ConfigMap copied", attempts=600)
+    serving.kill()
+    start = len(serving.log.read_text())
+    try:
+        kubectl(federation, "federation", "-n", namespace, "delete", "configmap", *names,
+                "--wait=false")
+    finally:
+        serving.restart()
+    for member in MEMBERS:
+        eventually(lambda m=member: managed(federation, m, "configmaps", namespace) == [],
+                   f"every copy deleted in {member}", attempts=600)
+    lines = [json.loads(line) for line in serving.log.read_text()[start:].splitlines()
+             if line.startswith("{")]
+    listed = {line["cluster"]: i for i, line in enumerate(lines)
+              if line.get("event") == "member copies listed"}
+    deleted = [i for i, line in enumerate(lines) if line.get("event") == "member copies deleted"]
+    assert set(listed) == set(MEMBERS) and deleted
+    assert min(deleted) > max(listed.values())
+    kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
+
+
+def _lines(stream: IO[str], into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line)
+
+
+def test_a_hung_member_delays_only_its_own_copies(serving: Serve, federation: Path, lab: Any,
+                                                  tmp_path: Path) -> None:
+    """member-1's apiserver frozen (SIGSTOP): it accepts connections and answers nothing. A
+    serve of its own with one worker, and probes that never give up on member-1 (so that it
+    stays Ready and is written to): each object's other members are done with at once, while
+    member-1's write goes on alone. With a write waiting for every member, the 12 objects
+    below would take 12 client timeouts (120 s)."""
+    namespace = "faults-hung"
+    kubectl(federation, "federation", "create", "namespace", namespace)
+    kubectl(federation, "federation", "-n", namespace, "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="hung-web", replicas=3))
+    eventually(lambda: copies_everywhere(federation, "deployments", namespace, ["hung-web"]),
+               "the Deployment in every member", attempts=600)
+    assert serving.stop() == 0
+    alone = Serve(federation, "hung-test", tmp_path / "serve.log",
+                  {"FEDERATOR_PROPAGATION__WORKERS": "1",
+                   "FEDERATOR_PROBE__FAILURE_THRESHOLD": "100000",
+                   "FEDERATOR_DNS__ENABLED": "false"})
+    contexts = tmp_path / "kubeconfig"
+    write_contexts(federation, alone, contexts)
+    names = [f"hung-{i}" for i in range(12)]
+    try:
+        eventually(lambda: alone.metric("federator_leader") == 1, "the test's serve leads",
+                   attempts=300)
+        lab.pause_component("member-1/kube-apiserver")
+        try:
+            for name in names:
+                kubectl(federation, "federation", "-n", namespace, "create", "configmap", name,
+                        "--from-literal=a=1")
+            for member in ("member-2", "member-3"):
+                eventually(lambda m=member: set(names) <= set(managed(
+                    federation, m, "configmaps", namespace)),
+                    f"every ConfigMap in {member} while member-1 hangs", attempts=600)
+            # A watch across members starts without the hung one, and says so.
+            watcher = subprocess.Popen(
+                ["kubectl", f"--kubeconfig={contexts}", "--context=federation", "get", "pods",
+                 "-n", namespace, "-w"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+            assert watcher.stdout is not None and watcher.stderr is not None
+            rows: queue.Queue[str] = queue.Queue()
+            warnings: queue.Queue[str] = queue.Queue()
+            threading.Thread(target=_lines, args=(watcher.stdout, rows), daemon=True).start()
+            threading.Thread(target=_lines, args=(watcher.stderr, warnings),
+                             daemon=True).start()
+            try:
+                said: list[str] = []
+
+                def warned() -> bool:
+                    while not warnings.empty():
+                        said.append(warnings.get())
+                    return any("member-1 left out of the watch" in line for line in said)
+
+                eventually(warned, "a Warning that member-1 is left out of the watch")
+                assert watcher.poll() is None, said  # still watching the others
+                listed: list[str] = []
+                while not rows.empty():
+                    listed.append(rows.get())
+                assert any("member-2" in row for row in listed), listed
+                assert not any("member-1" in row for row in listed[1:]), listed
+            finally:
+                watcher.kill()
+                watcher.wait()
+                watcher.stdout.close()
+                watcher.stderr.close()
+            # A request for the hung member itself is a Status, not a hang.
+            direct = kubectl(contexts, "federation-member-1", "get", "configmaps",
+                             check=False)
+            assert direct.returncode != 0 and "ServiceUnavailable" in direct.stderr
+        finally:
+            lab.pause_component("member-1/kube-apiserver", resume=True)
+        eventually(lambda: set(names) <= set(managed(federation, "member-1", "configmaps",
+                                                     namespace)),
+                   "every ConfigMap in member-1 once it answers again", attempts=600)
+    finally:
+        assert alone.stop() == 0
+        serving.restart()
+    kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
+
+
+def events_of(log: str, start: int) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log[start:].splitlines() if line.startswith("{")]
+
+
+def test_a_replica_outlives_a_plane_and_an_etcd_outage(serving: Serve, federation: Path,
+                                                       lab: Any, lab_spec: Any) -> None:
+    """The plane's apiserver away for 20 s, then etcd (everything) away: serve stays up,
+    says in /readyz that the plane is away, answers fan-out reads from the members
+    meanwhile, and leads and propagates again once the plane is back."""
+    start = len(serving.log.read_text())
+    gateway = serving.gateway_port
+    for component in ("plane/kube-apiserver", "etcd"):
+        lab.stop_component(component)
+        try:
+            eventually(lambda: serving.get("/readyz")[0] == 503, "/readyz says the plane is away")
+            _, text = serving.get("/readyz")
+            assert "plane not ready" in text and "answer from what they hold" in text
+            assert serving.get("/healthz")[0] == 200
+            time.sleep(20)  # the outage: longer than the lease's renew deadline
+            assert serving.process.poll() is None, "serve gave up"
+        finally:
+            lab.up(lab_spec)
+        eventually(lambda: serving.get("/readyz")[0] == 200, "ready again", attempts=600)
+        name = f"after-{component.replace('/', '-')}"
+        kubectl(federation, "federation", "create", "configmap", name, "--from-literal=a=1")
+        for member in MEMBERS:
+            eventually(lambda m=member, n=name: n in managed(federation, m, "configmaps",
+                                                             "default"),
+                       f"{name} reaches {member}", attempts=600)
+        kubectl(federation, "federation", "delete", "configmap", name)
+    said = [e["event"] for e in events_of(serving.log.read_text(), start)]
+    lost = said.index("lost leadership: controllers stopped; campaigning again")
+    assert "became leader" in said[lost:]
+    assert gateway == serving.gateway_port
+
+
+def test_sigterm_ends_serve_while_a_member_is_down(serving: Serve, federation: Path, lab: Any,
+                                                   lab_spec: Any) -> None:
+    lab.stop_component("member-3/kube-apiserver")
+    try:
+        kubectl(federation, "federation", "wait", "cluster/member-3", "--timeout=60s",
+                "--for=jsonpath={.status.conditions[0].status}=False")
+        assert serving.stop() == 0  # ended by itself, not killed after the 30 s grace
+        assert "stopped" in [e["event"] for e in events_of(serving.log.read_text(), 0)]
+    finally:
+        lab.up(lab_spec)
+        serving.restart()
+    kubectl(federation, "federation", "wait", "cluster/member-3", "--timeout=120s",
+            "--for=jsonpath={.status.conditions[0].status}=True")
