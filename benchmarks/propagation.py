@@ -250,24 +250,48 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(kubeconfig: Path, configmaps: int, deployments: int,
+async def measure(kubeconfig: Path, configmaps: int, deployments: int, rounds: int,
                   meter: CpuMeter) -> None:
+    """Both ways in `rounds` rounds of an equal share of the objects each, the order
+    alternating (direct first, then federated first, ...) so that what one phase leaves
+    in the lab (objects, pods) and drift of the machine weigh on both alike; the idle CPU is
+    measured again before each round."""
     apis = {m: await config.new_client_from_config(str(kubeconfig), context=m) for m in MEMBERS}
     plane = await config.new_client_from_config(str(kubeconfig), context="federation")
+    base_lat: list[float] = []
+    fed_lat: list[float] = []
+    base_time = fed_time = 0.0
+    base_cpu: Counter[str] = Counter()
+    fed_cpu: Counter[str] = Counter()
+    requests: Counter[tuple[str, str, str]] = Counter()
     try:
-        for api in apis.values():
-            await create_namespace(api, "bench-direct")
-        await create_namespace(plane, "bench-fed")
-        idle = await meter.idle_rate()
-        base_lat, base_time, base_cpu = await meter.phase(idle, direct(
-            apis, objects(configmaps, deployments, "bench-direct")))
-        counted = await request_counts(kubeconfig)
-        fed_lat, fed_time, fed_cpu = await meter.phase(idle, federated(
-            plane, apis, objects(configmaps, deployments, "bench-fed"), "bench-fed"))
-        requests = await request_counts(kubeconfig) - counted
+        for index in range(rounds):
+            share = (configmaps // rounds, deployments // rounds)
+            direct_ns, fed_ns = f"bench-direct-{index}", f"bench-fed-{index}"
+            for api in apis.values():
+                await create_namespace(api, direct_ns)
+            await create_namespace(plane, fed_ns)
+            idle = await meter.idle_rate()
+            for way in (("direct", "federated") if index % 2 == 0
+                        else ("federated", "direct")):
+                if way == "direct":
+                    lat, took, cpu = await meter.phase(idle, direct(
+                        apis, objects(*share, direct_ns)))
+                    base_lat += lat
+                    base_time += took
+                    base_cpu.update(cpu)
+                else:
+                    counted = await request_counts(kubeconfig)
+                    lat, took, cpu = await meter.phase(idle, federated(
+                        plane, apis, objects(*share, fed_ns), fed_ns))
+                    requests.update(await request_counts(kubeconfig) - counted)
+                    fed_lat += lat
+                    fed_time += took
+                    fed_cpu.update(cpu)
     finally:
         for api in [*apis.values(), plane]:
             await api.close()
+    configmaps, deployments = (configmaps // rounds) * rounds, (deployments // rounds) * rounds
     count = configmaps + deployments
     rows = [("p50 latency", statistics.median(base_lat), statistics.median(fed_lat), "s"),
             ("p90 latency", percentile(base_lat, 0.9), percentile(fed_lat, 0.9), "s"),
@@ -290,13 +314,14 @@ async def measure(kubeconfig: Path, configmaps: int, deployments: int,
         if n >= count / 20:
             print(f"  {where:8} {verb:6} {resource:28} {n / count:.2f}")
     print(f"\n{CONCURRENCY} writers each way; a writer waits for its object to be in every "
-          "member before the next.")
+          f"member before the next; {rounds} rounds, the order alternating.")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configmaps", type=int, default=500)
     parser.add_argument("--deployments", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--base-port", type=int, default=23400)
     parser.add_argument("--http-port", type=int, default=23399)
     args = parser.parse_args()
@@ -304,7 +329,8 @@ def main() -> None:
     with federated_lab(root, args.base_port, args.http_port, len(MEMBERS)) as run:
         time.sleep(3)  # members probed Ready
         meter = CpuMeter(cpu_groups(run.lab, run.serve.pid))
-        asyncio.run(measure(run.kubeconfig, args.configmaps, args.deployments, meter))
+        asyncio.run(measure(run.kubeconfig, args.configmaps, args.deployments, args.rounds,
+                            meter))
 
 if __name__ == "__main__":
     main()

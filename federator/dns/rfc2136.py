@@ -190,16 +190,17 @@ class Rfc2136Provider:
                 self.on_problem(problem)
 
     async def run(self, desired: Callable[[], list[RecordSet]], wake: asyncio.Event,
-                  *, backoff_max: float = 60.0) -> None:
+                  *, backoff_min: float = 1.0, backoff_max: float = 60.0) -> None:
         """Apply what `desired()` says whenever `wake` is set (and once at start, after a
-        full read of the zone), retrying with backoff while the server refuses."""
-        delay = 1.0
+        full read of the zone), retrying with backoff while the server refuses: the wait
+        doubles from `backoff_min` up to `backoff_max` (each drawn from 0.5x to 1.5x)."""
+        delay = backoff_min
         self.current = None
         while True:
             wake.clear()
             try:
                 await self.apply(desired())
-                delay = 1.0
+                delay = backoff_min
             except UpdateRefused as exc:
                 self._fail(str(exc))
             except (dns.exception.DNSException, OSError) as exc:

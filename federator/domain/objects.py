@@ -19,24 +19,24 @@ def contains(actual: Any, desired: Any) -> bool:
 
 def difference(actual: Any, desired: Any, where: str = "") -> str | None:
     """The path of the first field of `desired` that `actual` does not hold, e.g.
-    `spec.replicas`; None when `contains(actual, desired)`."""
+    `spec.replicas` ("." for the whole value); None when `contains(actual, desired)`."""
     if isinstance(desired, dict):
         if not isinstance(actual, dict):
             return where or "."
         for key, value in desired.items():
             inner = f"{where}.{key}" if where else str(key)
             if key not in actual:
-                return inner
+                return inner or "."
             found = difference(actual[key], value, inner)
-            if found:
+            if found is not None:
                 return found
         return None
     if isinstance(desired, list):
         if not isinstance(actual, list) or len(actual) != len(desired):
-            return where
+            return where or "."
         for index, (a, d) in enumerate(zip(actual, desired, strict=True)):
             found = difference(a, d, f"{where}[{index}]")
-            if found:
+            if found is not None:
                 return found
         return None
     return None if actual == desired else (where or ".")

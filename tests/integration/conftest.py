@@ -16,6 +16,16 @@ from tests.bind import KEY_NAME, Bind
 from tests.cli import federator
 from tests.serving import Serve
 
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that reaches for the lab must be marked integration: `make unit` (-m 'not
+    integration') promises to need no lab, and `make integration` runs only marked tests."""
+    if item.get_closest_marker("integration") is None:
+        pytest.fail(f"{item.nodeid} is a lab test (tests/integration) but is not marked "
+                    "integration: add pytestmark = pytest.mark.integration", pytrace=False)
+
+
 # Away from the default lab's ports, so tests and a user's lab can run side by side.
 TEST_BASE_PORT = int(os.environ.get("FEDERATOR_TEST_BASE_PORT", "27400"))
 

@@ -252,3 +252,36 @@ def test_sigterm_ends_serve_while_a_member_is_down(serving: Serve, federation: P
         serving.restart()
     kubectl(federation, "federation", "wait", "cluster/member-3", "--timeout=120s",
             "--for=jsonpath={.status.conditions[0].status}=True")
+
+
+def test_killed_in_a_burst_of_creates_and_deletes(serving: Serve, federation: Path) -> None:
+    """SIGKILL while 60 ConfigMaps are being created, half of them deleted while serve is
+    down (some before their finalizer landed): after a restart every member holds exactly
+    the other half."""
+    namespace = "faults-burst"
+    kubectl(federation, "federation", "create", "namespace", namespace)
+    names = [f"burst-{i:02d}" for i in range(60)]
+    items = [{"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": n, "namespace": namespace}, "data": {"a": "1"}}
+             for n in names]
+    writer = subprocess.Popen(["kubectl", f"--kubeconfig={federation}", "--context=federation",
+                               "apply", "-f", "-"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL)
+    assert writer.stdin is not None
+    writer.stdin.write(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}).encode())
+    writer.stdin.close()
+    eventually(lambda: managed(federation, "member-1", "configmaps", namespace),
+               "the first copies", attempts=600)
+    serving.kill()
+    try:
+        assert writer.wait(timeout=300) == 0
+        gone = names[::2]
+        kubectl(federation, "federation", "-n", namespace, "delete",
+                *(f"configmap/{n}" for n in gone), "--wait=false")
+    finally:
+        serving.restart()
+    kept = sorted(set(names) - set(gone))
+    for member in MEMBERS:
+        eventually(lambda m=member: managed(federation, m, "configmaps", namespace) == kept,
+                   f"exactly the 30 kept ConfigMaps in {member}", attempts=900)
+    kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")

@@ -25,6 +25,8 @@ from tests.integration.conftest import (
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def reader(serving: Serve, federation: Path,

@@ -35,15 +35,20 @@ spec:
 
 
 def test_every_member_runs_a_deployment_on_kwok_nodes(kubeconfig: Path, lab_spec: LabSpec) -> None:
+    # A namespace and a name of its own: whatever other tests federated (a "web" in
+    # default, say) must not count here, whichever runs first.
     for member in lab_spec.members:
+        kubectl(kubeconfig, member.name, "create", "namespace", "lab-only")
         kubectl(kubeconfig, member.name, "apply", "-f", "-",
-                stdin=DEPLOYMENT.format(name="web", namespace="default"))
+                stdin=DEPLOYMENT.format(name="lab-web", namespace="lab-only"))
     for member in lab_spec.members:
-        kubectl(kubeconfig, member.name, "wait", "--for=condition=Available",
-                "deployment/web", "--timeout=180s")
-        deployment = get_json(kubeconfig, member.name, "deployment", "web")
+        kubectl(kubeconfig, member.name, "-n", "lab-only", "wait",
+                "--for=condition=Available", "deployment/lab-web", "--timeout=180s")
+        deployment = get_json(kubeconfig, member.name, "-n", "lab-only", "deployment",
+                              "lab-web")
         assert deployment["status"]["availableReplicas"] == 2
-        pods = get_json(kubeconfig, member.name, "pods", "-l", "app=web")["items"]
+        pods = get_json(kubeconfig, member.name, "-n", "lab-only", "pods", "-l",
+                        "app=lab-web")["items"]
         running = [p for p in pods if p["status"]["phase"] == "Running"]
         assert len(running) == 2
         nodes = {n["metadata"]["name"]: n for n in get_json(
@@ -55,6 +60,8 @@ def test_every_member_runs_a_deployment_on_kwok_nodes(kubeconfig: Path, lab_spec
             assert node["metadata"]["labels"][ZONE_LABEL] == member.zone
             ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
             assert ready["Ready"] == "True"
+    for member in lab_spec.members:
+        kubectl(kubeconfig, member.name, "delete", "namespace", "lab-only", "--wait=false")
 
 
 def test_the_plane_keeps_a_deployment_as_a_template(kubeconfig: Path,

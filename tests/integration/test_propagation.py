@@ -399,3 +399,41 @@ def test_an_unreachable_member_does_not_hold_a_deletion(serving: Serve, federati
     # Back, member-3 is swept: the copy whose plane object is gone goes too.
     eventually(lambda: copy_of(federation, "member-3", "configmap", "stranded") is None,
                "the left-behind copy removed when member-3 returns", attempts=600)
+
+
+SELECTOR_POLICY = """
+apiVersion: federator.io/v1alpha1
+kind: FederationPolicy
+metadata:
+  name: {name}
+  namespace: {name}
+spec:
+  resourceSelectors:
+    - {{apiVersion: v1, kind: ConfigMap}}
+  placement:
+    clusterSelector:
+      matchExpressions: [{expression}]
+"""
+
+
+@pytest.mark.parametrize(("name", "expression", "problem"), [
+    ("team-c", '{key: "bad key!", operator: In, values: [gold]}',
+     "spec.placement.clusterSelector.matchExpressions[0].key: 'bad key!' is not a label key"),
+    ("team-d", "{key: tier, operator: Exists, values: [gold]}",
+     "spec.placement.clusterSelector.matchExpressions[0].values: Exists takes no values"),
+])
+def test_a_policy_whose_selector_cannot_be_read(serving: Serve, federation: Path, name: str,
+                                                expression: str, problem: str) -> None:
+    """Not silence: each object it governs says why it goes nowhere."""
+    kubectl(federation, "federation", "create", "namespace", name)
+    apply(federation, SELECTOR_POLICY.format(name=name, expression=expression))
+    kubectl(federation, "federation", "-n", name, "create", "configmap", "settings",
+            "--from-literal=a=1")
+    warning = eventually(lambda: events(federation, "settings", "InvalidPlacement", name),
+                         "an InvalidPlacement event")
+    assert f"FederationPolicy {name}: {problem}" in warning[-1]["message"]
+    annotations = get_json(federation, "federation", "-n", name, "configmap",
+                           "settings")["metadata"]["annotations"]
+    assert problem in json.loads(annotations["federator.io/cluster-status"])["error"]
+    for member in MEMBERS:
+        assert copy_of(federation, member, "-n", name, "configmap", "settings") is None

@@ -5,6 +5,7 @@ records; a badly signed update is reported, not raised."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,13 +94,28 @@ def test_a_badly_signed_update_is_refused_and_reported(bind: Bind) -> None:
         assert f"key {KEY_NAME}" in str(refused.value) and wrong.settings.key_secret not in str(
             refused.value)
 
+    # Retried with backoff: waits from 0.05 s (at most 0.075 with jitter) doubling up to
+    # 0.4 s (at least 0.2): the last gap between tries is longer than the first.
+    problems.clear()
+    tried: list[float] = []
+
+    def reported(problem: str) -> None:
+        problems.append(problem)
+        tried.append(asyncio.get_running_loop().time())
+
+    wrong.on_problem = reported
+
     async def run_briefly() -> None:
         wake = asyncio.Event()
-        task = asyncio.ensure_future(wrong.run(lambda: [], wake, backoff_max=0.2))
-        await asyncio.sleep(1.5)
+        task = asyncio.ensure_future(wrong.run(lambda: [], wake, backoff_min=0.05,
+                                               backoff_max=0.4))
+        await asyncio.sleep(2.0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(run_briefly())
     assert problems and all("did not accept the TSIG signature" in p for p in problems)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tried)]
+    assert len(gaps) >= 4, gaps
+    assert gaps[-1] > 2 * gaps[0], gaps
     assert bind.dig(WEB) == []

@@ -8,6 +8,8 @@ import json
 import socket
 import ssl
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +144,29 @@ def test_ordinary_paths_still_pass(serving: Serve, gateway: Path) -> None:
     assert code == 200 and body["gitVersion"].startswith("v1.33.")
     code, body = send(serving, gateway, "/api/v1/namespaces/federation-system", operator)
     assert (code, body["metadata"]["name"]) == (200, "federation-system")
+
+
+def post(serving: Serve, gateway: Path, target: str, body: bytes) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{serving.gateway_port}{target}", data=body, method="POST",
+        headers={"Authorization": f"Bearer {next(iter(GATEWAY_TOKENS))}",
+                 "Content-Type": "application/json"})
+    context = ssl.create_default_context(cadata=ca_of(gateway))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=60) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_oversized_and_deeply_nested_bodies_are_statuses(serving: Serve, gateway: Path) -> None:
+    huge = b'{"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "' + b"x" * (20 << 20) \
+        + b'"}}'
+    for target in ("/api/v1/namespaces/default/configmaps", "/federator/v1/plan"):
+        code, body = post(serving, gateway, target, huge)
+        assert (code, body["kind"], body["reason"]) == (413, "Status",
+                                                       "RequestEntityTooLarge"), target
+    deep = b"[" * 100_000 + b"]" * 100_000
+    code, body = post(serving, gateway, "/federator/v1/plan", deep)
+    assert (code, body["kind"], body["reason"]) == (400, "Status", "BadRequest")
+    assert serving.get("/healthz")[0] == 200

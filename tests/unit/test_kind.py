@@ -10,7 +10,6 @@ import yaml
 
 from federator.lab.errors import LabError
 from federator.lab.kind import TEMPLATES, KindLab, kind_name, merge_kubeconfigs, render
-from federator.lab.layout import PLANE_CONTROLLERS
 from federator.lab.spec import LabSpec, default_members
 
 SPEC = LabSpec(provider="kind", members=default_members(2, capacities={"member-2": 2}))
@@ -71,11 +70,10 @@ def test_plane_config_limits_the_controllers() -> None:
     config = yaml.safe_load(render(SPEC, "plane", (TEMPLATES / "plane.yaml").read_text()))
     patches = [yaml.safe_load(p) for p in config["kubeadmConfigPatches"]]
     v1beta4 = next(p for p in patches if p["apiVersion"].endswith("v1beta4"))
-    assert v1beta4["controllerManager"]["extraArgs"] == [
-        {"name": "controllers", "value": PLANE_CONTROLLERS}]
+    only = "namespace,garbagecollector,clusterrole-aggregation"
+    assert v1beta4["controllerManager"]["extraArgs"] == [{"name": "controllers", "value": only}]
     v1beta3 = next(p for p in patches if p["apiVersion"].endswith("v1beta3"))
-    assert v1beta3["controllerManager"]["extraArgs"]["controllers"] == \
-        PLANE_CONTROLLERS
+    assert v1beta3["controllerManager"]["extraArgs"]["controllers"] == only
 
 
 def test_up_creates_each_cluster_and_merges_kubeconfigs(tmp_path: Path) -> None:

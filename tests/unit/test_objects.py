@@ -44,3 +44,10 @@ def test_difference_names_the_first_field_that_differs() -> None:
 @given(json_values, json_values)
 def test_difference_agrees_with_contains(actual: Any, desired: Any) -> None:
     assert (difference(actual, desired) is None) == contains(actual, desired)
+
+
+def test_an_empty_key_still_has_a_path() -> None:
+    """Found by hypothesis: a field named "" holding a list that differs was reported as no
+    difference (its path was the empty string)."""
+    assert difference({"": None}, {"": []}) == "."
+    assert difference({"": [1]}, {"": [2]}) == "[0]"
