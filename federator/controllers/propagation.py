@@ -174,6 +174,9 @@ class Propagator:
         self.swept: set[str] = set()  # swept since listed and Ready (again: a return sweeps)
         self.released: dict[tuple[str, Key], bool] = {}  # left behind: orphan-deleted?
         self.writing: dict[tuple[str, Key], asyncio.Future[Outcome]] = {}  # slow writes
+        # When each member's writes in flight started, oldest first: a member whose oldest
+        # is older than member_wait is stalled, and nothing waits for it any more.
+        self.since: dict[str, dict[Key, float]] = {}
         self.late: dict[tuple[str, Key], Outcome] = {}  # what they came to
 
     # wiring ------------------------------------------------------------------------------
@@ -413,34 +416,63 @@ class Propagator:
     async def _write(self, key: Key, jobs: dict[str, Callable[[], Awaitable[Outcome]]]
                      ) -> tuple[dict[str, Outcome], set[str]]:
         """Run each member's write for one object as a task of its own and wait for them up
-        to `member_wait`: what they came to, and the members whose write goes on. A write
-        that goes on (a slow or hung member) delays nothing else: when it ends, what it came
-        to is kept for the next reconcile of the object, which it brings about. One write per
-        copy at a time: a member whose last write still runs is left out."""
+        to `member_wait` (not at all for a stalled member): what they came to, and the
+        members whose write goes on. A write that goes on (a slow or hung member) delays
+        nothing else: when it ends, what it came to is kept for the next reconcile of the
+        object, which it brings about. One write per copy at a time: a member whose last
+        write still runs is left out."""
+        now = asyncio.get_running_loop().time()
         started: dict[str, asyncio.Future[Outcome]] = {}
+        waited = []
         for cluster, job in jobs.items():
-            if (cluster, key) not in self.writing:
-                started[cluster] = self.writing[(cluster, key)] = asyncio.ensure_future(job())
-        if started:
-            await asyncio.wait(started.values(), timeout=self.settings.member_wait)
+            if (cluster, key) in self.writing:
+                continue
+            if not self._stalled(cluster, now):
+                waited.append(cluster)
+            started[cluster] = self.writing[(cluster, key)] = asyncio.ensure_future(job())
+            self.since.setdefault(cluster, {})[key] = now
+        if waited:
+            await self._wait_for([started[c] for c in waited], now)
         outcomes: dict[str, Outcome] = {}
         for cluster, task in started.items():
             if task.done():
-                del self.writing[(cluster, key)]
+                self._written(cluster, key)
                 outcomes[cluster] = _outcome(task, cluster, key)
             else:
                 task.add_done_callback(functools.partial(self._written_late, cluster, key))
         for cluster in jobs:
             late = self.late.pop((cluster, key), None)
             if late is not None:
-                now = outcomes.get(cluster, Outcome())
-                outcomes[cluster] = Outcome(error=now.error if cluster in started
-                                            else late.error, action=now.action or late.action)
+                fresh = outcomes.get(cluster, Outcome())
+                outcomes[cluster] = Outcome(error=fresh.error if cluster in started
+                                            else late.error,
+                                            action=fresh.action or late.action)
         return outcomes, {c for c in jobs if (c, key) in self.writing}
+
+    async def _wait_for(self, tasks: list[asyncio.Future[Outcome]], began: float) -> None:
+        """Until every write is done, but no longer than member_wait, and once the first is
+        done, the others get twice as long as it took (at least 0.1 s): a member far slower
+        than its peers is not waited for."""
+        loop = asyncio.get_running_loop()
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.member_wait,
+                                        return_when=asyncio.FIRST_COMPLETED)
+        spent = loop.time() - began
+        grace = min(self.settings.member_wait - spent, max(0.1, 2 * spent))
+        if pending and grace > 0:
+            await asyncio.wait(pending, timeout=grace)
+
+    def _stalled(self, cluster: str, now: float) -> bool:
+        """Whether a member's oldest write in flight has run longer than member_wait."""
+        oldest = next(iter(self.since.get(cluster, {}).values()), None)
+        return oldest is not None and now - oldest > self.settings.member_wait
+
+    def _written(self, cluster: str, key: Key) -> None:
+        self.writing.pop((cluster, key), None)
+        self.since.get(cluster, {}).pop(key, None)
 
     def _written_late(self, cluster: str, key: Key, task: asyncio.Future[Outcome]) -> None:
         if self.writing.get((cluster, key)) is task:
-            del self.writing[(cluster, key)]
+            self._written(cluster, key)
         if not task.cancelled():
             self.late[(cluster, key)] = _outcome(task, cluster, key)
             log.info("slow write ended", cluster=cluster, kind=key[0], namespace=key[1],

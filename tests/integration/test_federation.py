@@ -241,7 +241,8 @@ def test_unjoin_with_delete_resources_removes_them(federation: Path, tmp_path: P
     # ClusterRole) undoes them: nothing of federator's is left there, and nothing in the plane.
     limited = limited_context(federation, tmp_path)
     try:
-        half = fed(limited, "join", "limited", "--cluster-name", "half")
+        half = fed(limited, "join", "limited", "--cluster-name", "half", "--region", "r",
+                   "--zone", "z")
         assert half.returncode == 1
         assert len(half.stderr.strip().splitlines()) == 1, half.stderr
         assert "may not create ClusterRole federator-member" in half.stderr
@@ -256,7 +257,7 @@ def test_unjoin_with_delete_resources_removes_them(federation: Path, tmp_path: P
         kubectl(federation, "member-3", "delete", "-f", "-", stdin=LIMITED_ROLE)
         kubectl(federation, "member-3", "-n", "default", "delete", "serviceaccount",
                 "join-test")
-    done = fed(federation, "join", "member-3")
+        done = fed(federation, "join", "member-3")  # later tests need all three
     assert done.returncode == 0, done.stderr
 
 
