@@ -59,6 +59,9 @@ class Reflector:
         """An object as a write just returned it, before its watch event arrives: what is
         decided meanwhile sees it, and older events do not take its place."""
         key = _key(obj)
+        meta = obj.get("metadata") or {}
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return  # the write deleted it: its DELETED event may even have come first
         if not _older(obj, self.objects.get(key)):
             self.objects[key] = obj
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import time
 from pathlib import Path
@@ -92,6 +93,21 @@ def test_clusters_become_ready_with_version_and_capacity(serving: Serve, federat
     assert table[1].split()[:5] == ["member-1", "True", "us-east-1", "us-east-1a", "v1.33.13"]
     assert serving.metric("federator_leader") == 1.0
     assert events_of(federation, "member-1", "ClusterReady")
+    # The registry's metrics, per member.
+    for member in lab_spec.members:
+        at = f'{{cluster="{member.name}"}}'
+        assert serving.metric(f"federator_cluster_ready{at}") == 1.0
+        assert (serving.metric(f'federator_cluster_probes_total{{cluster="{member.name}",'
+                               'result="ok"}') or 0) >= 1
+        assert (serving.metric(f"federator_cluster_probe_duration_seconds_count{at}")
+                or 0) >= 1
+    # Logs are JSON lines, each with a level, a timestamp and the replica's identity.
+    lines = [json.loads(line) for line in serving.log.read_text().splitlines()
+             if line.strip()]
+    assert lines and all({"event", "level", "timestamp", "identity"} <= set(line)
+                         for line in lines)
+    assert any(line.get("cluster") == "member-1" and line["event"] == "cluster ready"
+               for line in lines)
 
 
 def test_a_stopped_member_turns_not_ready_and_back(serving: Serve, federation: Path,

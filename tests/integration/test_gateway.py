@@ -195,3 +195,42 @@ def test_who_may_do_what(gateway: Path, reader: Path, serving: Serve) -> None:
     # In a member, the member's RBAC decides: reader is bound to nothing there.
     member = kubectl(reader, "federation-member-1", "get", "pods", check=False)
     assert member.returncode != 0 and 'User "reader" cannot list' in member.stderr
+
+
+def test_nodes_single_pods_warnings_tokens_and_versions(gateway: Path, federation: Path,
+                                                        serving: Serve, tmp_path: Path) -> None:
+    """More of what the README promises of the gateway, each with the real kubectl."""
+    # Nodes fan out like pods: every member's, with a CLUSTER column.
+    nodes = kubectl(gateway, "federation", "get", "nodes").stdout.splitlines()
+    assert nodes[0].split()[:2] == ["CLUSTER", "NAME"]
+    assert {row.split()[0] for row in nodes[1:]} == set(MEMBERS)
+    # One pod by name: from the member that has it, marked with its cluster.
+    kubectl(gateway, "federation", "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="gw-one", replicas=1))
+    kubectl(gateway, "federation", "rollout", "status", "deployment/gw-one", "--timeout=120s")
+    pod = get_json(gateway, "federation", "pods", "-l", "app=gw-one")["items"][0]
+    name, cluster = pod["metadata"]["name"], pod["metadata"]["annotations"][
+        "federator.io/cluster"]
+    one = get_json(gateway, "federation", "pod", name)
+    assert (one["metadata"]["name"], one["metadata"]["annotations"]["federator.io/cluster"]) \
+        == (name, cluster)
+    missing = kubectl(gateway, "federation", "get", "pod", "no-such-pod", check=False)
+    assert missing.returncode != 0 and "not found in any Ready cluster" in missing.stderr
+    kubectl(gateway, "federation", "delete", "deployment", "gw-one")
+    # The plane's Warning headers pass through to kubectl.
+    unknown_field = ('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": '
+                     '"gw-warned"}, "data": {"a": "1"}, "surprise": true}')
+    warned = kubectl(gateway, "federation", "create", "--validate=warn", "-f", "-",
+                     stdin=unknown_field)
+    assert 'Warning: unknown field "surprise"' in warned.stderr
+    kubectl(gateway, "federation", "delete", "configmap", "gw-warned")
+    # A watch from a resourceVersion the gateway did not give out: 410, list again.
+    gone = kubectl(gateway, "federation", "get", "--raw",
+                   "/api/v1/pods?watch=1&resourceVersion=12345", check=False)
+    assert gone.returncode != 0 and "Expired" in gone.stderr + gone.stdout
+    # `federator kubeconfig --token`: contexts that send a token of the gateway's token file.
+    output = tmp_path / "kubeconfig"
+    token = next(iter(GATEWAY_TOKENS))
+    write_contexts(federation, serving, output, "--token", token)
+    assert token in output.read_text()
+    assert "federation-system" in kubectl(output, "federation", "get", "namespaces").stdout

@@ -167,6 +167,15 @@ def test_an_unmanaged_object_is_reported_and_left_alone(serving: Serve,
     theirs = copy_of(federation, "member-2", "configmap", "theirs")
     assert theirs["data"] == {"owner": "me"}
     assert "federator.io/managed-by" not in theirs["metadata"].get("labels", {})
+    # Adopted on request: the copy becomes federator's, and the error leaves the annotation.
+    kubectl(federation, "federation", "annotate", "configmap", "theirs",
+            "federator.io/adopt=true")
+    adopted = eventually(lambda: (c := copy_of(federation, "member-2", "configmap", "theirs"))
+                         and c["data"].get("owner") == "federation" and c, "adopted")
+    assert adopted["metadata"]["labels"]["federator.io/managed-by"] == "federation"
+    eventually(lambda: "federator.io/cluster-status" not in get_json(
+        federation, "federation", "configmap", "theirs")["metadata"].get("annotations", {}),
+        "cluster-status gone once the error cleared")
 
 
 def test_delete_and_orphan_delete(serving: Serve, federation: Path) -> None:
@@ -437,3 +446,64 @@ def test_a_policy_whose_selector_cannot_be_read(serving: Serve, federation: Path
     assert problem in json.loads(annotations["federator.io/cluster-status"])["error"]
     for member in MEMBERS:
         assert copy_of(federation, member, "-n", name, "configmap", "settings") is None
+
+
+PLACED = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  annotations: {{"{annotation}": "{value}"}}
+data: {{a: "{data}"}}
+"""
+
+
+def test_placement_annotations_and_what_copies_carry(serving: Serve, federation: Path) -> None:
+    """By name (federator.io/clusters) and by selector (federator.io/cluster-selector) on
+    the Clusters' labels; what a copy carries (label, plane uid, field manager); an update is
+    an UpdatedInCluster event; system namespaces are not copied."""
+    kubectl(federation, "federation", "label", "cluster", "member-3", "tier=gold")
+    try:
+        apply(federation, PLACED.format(name="by-name", annotation="federator.io/clusters",
+                                        value="member-2", data="1"))
+        apply(federation, PLACED.format(name="by-selector", data="1",
+                                        annotation="federator.io/cluster-selector",
+                                        value="tier=gold"))
+        for name, where in (("by-name", "member-2"), ("by-selector", "member-3")):
+            copy = eventually(lambda n=name, w=where: copy_of(federation, w, "configmap", n),
+                              f"{name} in {where}")
+            others = [m for m in MEMBERS if m != where]
+            assert [copy_of(federation, m, "configmap", name) for m in others] == [None, None]
+            plane = get_json(federation, "federation", "configmap", name)
+            assert copy["metadata"]["labels"]["federator.io/managed-by"] == "federation"
+            assert copy["metadata"]["annotations"]["federator.io/plane-uid"] == \
+                plane["metadata"]["uid"]
+            fields = copy_of(federation, where, "configmap", name, "--show-managed-fields")
+            managers = {f["manager"]: f["operation"]
+                        for f in fields["metadata"]["managedFields"]}
+            assert managers == {"federator": "Apply"}
+    finally:
+        kubectl(federation, "federation", "label", "cluster", "member-3", "tier-")
+    apply(federation, PLACED.format(name="by-name", annotation="federator.io/clusters",
+                                    value="member-2", data="2"))
+    eventually(lambda: copy_of(federation, "member-2", "configmap", "by-name")["data"]
+               == {"a": "2"}, "the update in member-2")
+    updated = eventually(lambda: events(federation, "by-name", "UpdatedInCluster"),
+                         "an UpdatedInCluster event")
+    assert "updated data.a" in updated[-1]["message"] and "member-2" in updated[-1]["message"]
+    # kube-* and federation-system stay in the plane.
+    kubectl(federation, "federation", "-n", "kube-public", "create", "configmap", "local",
+            "--from-literal=a=1")
+    kubectl(federation, "federation", "-n", "federation-system", "create", "configmap",
+            "local", "--from-literal=a=1")
+    kubectl(federation, "federation", "create", "configmap", "after-local",
+            "--from-literal=a=1")
+    eventually(lambda: copy_of(federation, "member-1", "configmap", "after-local"),
+               "a later object propagated")
+    for member in MEMBERS:
+        for namespace in ("kube-public", "federation-system"):
+            assert copy_of(federation, member, "-n", namespace, "configmap", "local") is None
+    for name in ("by-name", "by-selector", "after-local"):
+        kubectl(federation, "federation", "delete", "configmap", name)
+    for namespace in ("kube-public", "federation-system"):
+        kubectl(federation, "federation", "-n", namespace, "delete", "configmap", "local")
