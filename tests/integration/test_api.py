@@ -134,6 +134,13 @@ def test_plan_explains_each_share_and_changes_nothing(api: Api) -> None:
     counts = {s["cluster"]: s["replicas"] for s in api.call(
         "POST", "/plan", {"object": deployment})[1]["clusters"]}
     assert counts == {"member-1": 0, "member-2": 2, "member-3": 2}
+    # With rebalance off, what runs now stays where it runs.
+    kept = {"replicas": 5, "preferences": {"rebalance": False, "clusters": {"*": {}}},
+            "current": {"member-1": 4}}
+    shares = {s["cluster"]: (s["replicas"], s["reason"]) for s in api.call(
+        "POST", "/plan", kept)[1]["clusters"]}
+    assert shares["member-1"] == (4, "kept where they run (rebalance off)")
+    assert shares["member-2"][0] + shares["member-3"][0] == 1
     # The int32 maximum is planned at once; beyond it, 422 naming the field. /healthz answers
     # all along (no work proportional to the number runs on the event loop).
     code, most = api.call("POST", "/plan", {"replicas": 2**31 - 1})
@@ -180,6 +187,13 @@ def test_workloads_and_events(api: Api, gateway: Path, federation: Path) -> None
     assert event["cluster"] == "member-2" and event["message"].startswith("[member-2] ")
     code, bad = api.call("GET", "/events?type=Sometimes")
     assert code == 422 and bad["details"]["causes"][0]["field"] == "type"
+    # Newest first, at most `limit`, every one of the cluster asked for.
+    every = api.call("GET", "/events?name=api-web&cluster=member-2")[1]["items"]
+    assert every and all(e["cluster"] == "member-2" for e in every)
+    stamps = [e["lastTimestamp"] for e in every]
+    assert stamps == sorted(stamps, reverse=True)
+    assert api.call("GET", "/events?name=api-web&cluster=member-2&limit=1")[1]["items"] == \
+        every[:1]
 
     # The live stream: a member event written now arrives as a Server-Sent Event.
     received: list[str] = []

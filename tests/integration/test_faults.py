@@ -34,6 +34,13 @@ def plane_names(kubeconfig: Path, resource: str, namespace: str) -> list[str]:
     return sorted(item["metadata"]["name"] for item in found["items"])
 
 
+def configmaps(names: list[str], namespace: str) -> str:
+    """A List of ConfigMaps, as `kubectl apply -f -` takes it."""
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": namespace},
+         "data": {"a": "1"}} for n in names]})
+
+
 def copies_everywhere(kubeconfig: Path, resource: str, namespace: str,
                       names: list[str]) -> bool:
     return all(set(names) <= set(managed(kubeconfig, m, resource, namespace))
@@ -92,11 +99,7 @@ def test_a_finalizer_never_lifts_before_the_copies_are_listed(serving: Serve,
     namespace = "faults-order"
     kubectl(federation, "federation", "create", "namespace", namespace)
     names = [f"order-{i}" for i in range(20)]
-    items = [{"apiVersion": "v1", "kind": "ConfigMap",
-              "metadata": {"name": n, "namespace": namespace}, "data": {"a": "1"}}
-             for n in names]
-    kubectl(federation, "federation", "apply", "-f", "-",
-            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    kubectl(federation, "federation", "apply", "-f", "-", stdin=configmaps(names, namespace))
     eventually(lambda: copies_everywhere(federation, "configmaps", namespace, names),
                "every ConfigMap copied", attempts=600)
     serving.kill()
@@ -157,6 +160,11 @@ def test_a_hung_member_delays_only_its_own_copies(serving: Serve, federation: Pa
                 eventually(lambda m=member: set(names) <= set(managed(
                     federation, m, "configmaps", namespace)),
                     f"every ConfigMap in {member} while member-1 hangs", attempts=600)
+            # A list across members answers without the hung one after member_timeout, and
+            # says so; so does a watch.
+            across = kubectl(contexts, "federation", "get", "pods", "-n", namespace)
+            assert "cluster member-1 left out: no answer within 5s" in across.stderr
+            assert "member-2" in across.stdout and "member-1" not in across.stdout
             # A watch across members starts without the hung one, and says so.
             watcher = subprocess.Popen(
                 ["kubectl", f"--kubeconfig={contexts}", "--context=federation", "get", "pods",
@@ -261,14 +269,11 @@ def test_killed_in_a_burst_of_creates_and_deletes(serving: Serve, federation: Pa
     namespace = "faults-burst"
     kubectl(federation, "federation", "create", "namespace", namespace)
     names = [f"burst-{i:02d}" for i in range(60)]
-    items = [{"apiVersion": "v1", "kind": "ConfigMap",
-              "metadata": {"name": n, "namespace": namespace}, "data": {"a": "1"}}
-             for n in names]
     writer = subprocess.Popen(["kubectl", f"--kubeconfig={federation}", "--context=federation",
                                "apply", "-f", "-"], stdin=subprocess.PIPE,
                               stdout=subprocess.DEVNULL)
     assert writer.stdin is not None
-    writer.stdin.write(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}).encode())
+    writer.stdin.write(configmaps(names, namespace).encode())
     writer.stdin.close()
     eventually(lambda: managed(federation, "member-1", "configmaps", namespace),
                "the first copies", attempts=600)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -328,3 +329,45 @@ def test_host_manifests_pass_a_server_side_dry_run(federation: Path, tmp_path: P
     assert created["items"] == []
     assert kubectl(federation, "member-1", "get", "secret", "federation-plane-pki", "-n",
                    "federation-system", check=False).returncode != 0
+
+
+def test_unjoin_force_and_context_and_join_with_a_location(federation: Path) -> None:
+    """--force forgets a member without touching it (it says what stays there); --region and
+    --zone win over the nodes' labels; --context names the admin context that cleans up."""
+    done = fed(federation, "unjoin", "member-3", "--force")
+    assert done.returncode == 0, done.stderr
+    assert "the member was not cleaned up (--force)" in done.stdout
+    assert kubectl(federation, "federation", "get", "cluster", "member-3",
+                   check=False).returncode != 0
+    assert kubectl(federation, "member-3", "-n", "federation-system", "get",
+                   "serviceaccount", "federator", check=False).returncode == 0
+    try:
+        again = fed(federation, "join", "member-3")
+        assert again.returncode == 1
+        assert "already has ServiceAccount federator" in again.stderr
+    finally:  # what --force left, removed by hand as its message says
+        kubectl(federation, "member-3", "delete", "clusterrolebinding,clusterrole",
+                "federator-member")
+        kubectl(federation, "member-3", "delete", "namespace", "federation-system",
+                "--wait=true", "--timeout=120s")
+        placed = fed(federation, "join", "member-3", "--region", "test-region", "--zone",
+                     "test-zone")
+    assert placed.returncode == 0, placed.stderr
+    cluster = get_json(federation, "federation", "cluster", "member-3")
+    assert (cluster["spec"]["region"], cluster["spec"]["zone"]) == ("test-region", "test-zone")
+    done = fed(federation, "unjoin", "member-3", "--context", "member-3")
+    assert done.returncode == 0, done.stderr
+    assert kubectl(federation, "member-3", "get", "clusterrole", "federator-member",
+                   check=False).returncode != 0
+    done = fed(federation, "join", "member-3")  # the nodes' region and zone again
+    assert done.returncode == 0, done.stderr
+    cluster = get_json(federation, "federation", "cluster", "member-3")
+    assert cluster["spec"]["region"] == "eu-west-1"
+
+
+def test_sigusr1_prints_where_each_task_waits(serving: Serve) -> None:
+    before = len(serving.log.read_text())
+    serving.process.send_signal(signal.SIGUSR1)
+    eventually(lambda: "Stack for <Task" in serving.log.read_text()[before:],
+               "task stacks in serve's output")
+    assert serving.process.poll() is None  # and it goes on

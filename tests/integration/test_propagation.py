@@ -507,3 +507,74 @@ def test_placement_annotations_and_what_copies_carry(serving: Serve, federation:
         kubectl(federation, "federation", "delete", "configmap", name)
     for namespace in ("kube-public", "federation-system"):
         kubectl(federation, "federation", "-n", namespace, "delete", "configmap", "local")
+
+
+def copy_replicas(kubeconfig: Path, kind: str, name: str) -> list[int]:
+    return [(copy_of(kubeconfig, m, kind, name) or {}).get("spec", {}).get("replicas", 0)
+            for m in MEMBERS]
+
+
+def test_rebalance_off_only_adds_and_replica_set_preferences(serving: Serve,
+                                                             federation: Path) -> None:
+    """With rebalance off a scale-up adds to what runs (the new weights place only the new
+    replica); the ReplicaSet annotation of federation v1 is read like the Deployment's."""
+    even = '{"rebalance": false, "clusters": {"*": {"weight": 1}}}'
+    apply(federation, WEB.format(name="steady", namespace="default", preferences=even,
+                                 replicas=3))
+    eventually(lambda: copy_replicas(federation, "deployment", "steady") == [1, 1, 1],
+               "1, 1 and 1")
+    skewed = '{"rebalance": false, "clusters": {"member-1": {"weight": 5}, "*": {"weight": 1}}}'
+    apply(federation, WEB.format(name="steady", namespace="default", preferences=skewed,
+                                 replicas=4))
+    # From scratch 5:1:1 would give 3, 1, 0; kept where they run, the new one goes by weight.
+    eventually(lambda: copy_replicas(federation, "deployment", "steady") == [2, 1, 1],
+               "2, 1 and 1")
+    apply(federation, """
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: only-three
+  annotations:
+    federation.kubernetes.io/replica-set-preferences: '{"clusters": {"member-3": {}}}'
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: only-three}}
+  template:
+    metadata: {labels: {app: only-three}}
+    spec: {containers: [{name: app, image: registry.k8s.io/pause:3.10}]}
+""")
+    eventually(lambda: copy_replicas(federation, "replicaset", "only-three") == [0, 0, 2],
+               "both replicas in member-3")
+    kubectl(federation, "federation", "delete", "deployment", "steady")
+    kubectl(federation, "federation", "delete", "replicaset", "only-three")
+
+
+OVERRIDE_POLICY = """
+apiVersion: federator.io/v1alpha1
+kind: FederationPolicy
+metadata: {name: team-e, namespace: team-e}
+spec:
+  resourceSelectors:
+    - {apiVersion: v1, kind: ConfigMap}
+  overrides:
+    - clusterSelector: {matchLabels: {tier: silver}}
+      patches:
+        - {op: add, path: /data/tier, value: silver}
+"""
+
+
+def test_overrides_by_cluster_selector(serving: Serve, federation: Path) -> None:
+    kubectl(federation, "federation", "label", "cluster", "member-2", "tier=silver")
+    try:
+        kubectl(federation, "federation", "create", "namespace", "team-e")
+        apply(federation, OVERRIDE_POLICY)
+        kubectl(federation, "federation", "-n", "team-e", "create", "configmap", "tiered",
+                "--from-literal=a=1")
+        copies = {m: eventually(lambda m=m: copy_of(federation, m, "-n", "team-e",
+                                                    "configmap", "tiered"), f"copy in {m}")
+                  for m in MEMBERS}
+        assert copies["member-2"]["data"] == {"a": "1", "tier": "silver"}
+        assert copies["member-1"]["data"] == copies["member-3"]["data"] == {"a": "1"}
+    finally:
+        kubectl(federation, "federation", "label", "cluster", "member-2", "tier-")
+    kubectl(federation, "federation", "delete", "namespace", "team-e", "--wait=false")
