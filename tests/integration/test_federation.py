@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
@@ -371,3 +372,34 @@ def test_sigusr1_prints_where_each_task_waits(serving: Serve) -> None:
     eventually(lambda: "Stack for <Task" in serving.log.read_text()[before:],
                "task stacks in serve's output")
     assert serving.process.poll() is None  # and it goes on
+
+
+def test_probe_reasons_for_credentials(serving: Serve, federation: Path) -> None:
+    """A Cluster whose Secret holds a token the member rejects is Unauthorized; one whose
+    Secret is missing is CredentialsMissing. (Written by hand, as a broken join would leave
+    them; removed at the end.)"""
+    real = get_json(federation, "federation", "secret", "-n", "federation-system",
+                    "cluster-member-1")
+    server = base64.b64decode(real["data"]["server"]).decode()
+    impostor = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": "cluster-impostor", "namespace": "federation-system"},
+                "data": {**real["data"],
+                         "token": base64.b64encode(b"not-a-real-token").decode()}}
+    clusters = [{"apiVersion": "federator.io/v1alpha1", "kind": "Cluster",
+                 "metadata": {"name": name},
+                 "spec": {"server": server, "secretRef": {"name": secret}}}
+                for name, secret in (("impostor", "cluster-impostor"),
+                                     ("orphan", "cluster-nothing"))]
+    kubectl(federation, "federation", "apply", "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [impostor, *clusters]}))
+    try:
+        for name, reason in (("impostor", "Unauthorized"), ("orphan", "CredentialsMissing")):
+            cluster = wait_ready(federation, name, "False")
+            ready = next(c for c in cluster["status"]["conditions"] if c["type"] == "Ready")
+            assert ready["reason"] == reason, ready
+            assert "not-a-real-token" not in json.dumps(cluster)
+        assert "not-a-real-token" not in serving.log.read_text()
+    finally:
+        kubectl(federation, "federation", "delete", "cluster", "impostor", "orphan")
+        kubectl(federation, "federation", "-n", "federation-system", "delete", "secret",
+                "cluster-impostor")

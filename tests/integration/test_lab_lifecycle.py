@@ -59,6 +59,16 @@ def test_down_leaves_no_process_and_no_listening_port(tmp_path: Path) -> None:
                      ).returncode == 0
     assert state() != "T"
 
+    # status and env find the lab by FEDERATOR_LAB_DIR as well as by --dir.
+    status = federator("lab", "status", env={"FEDERATOR_LAB_DIR": str(root)})
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
+    assert set(records) | {"total"} == set(rows)
+    assert all(rows[name][2] == "running" and rows[name][-1] == "ok" for name in records)
+    assert rows["total"][-1] == "MiB" and int(rows["total"][-2]) > 0
+    env = federator("lab", "env", env={"FEDERATOR_LAB_DIR": str(root)})
+    assert env.stdout.strip() == f"export KUBECONFIG={root / 'kubeconfig'}"
+
     done = federator("lab", "--dir", str(root), "down")
 
     assert done.returncode == 0, done.stderr
