@@ -262,6 +262,34 @@ async def _release(member: KubeClient, federation: str, delete: bool) -> int:
     return count
 
 
+REVOKE_TIMEOUT = 10.0
+
+
+async def _revoke(member: KubeClient) -> None:
+    """Take federator's rights in the member away first, and wait until the member's
+    authorizer says so: a running `federator serve` would otherwise write again (as drift)
+    what unjoin deletes or releases next. Should unjoin fail later, the Cluster is still
+    there to unjoin again."""
+    binding = next(o for o in manifests.load("member.yaml") if o["kind"] == "ClusterRoleBinding")
+    account = next(o for o in manifests.load("member.yaml") if o["kind"] == "ServiceAccount")
+    await member.delete(object_path(binding))
+    user = (f"system:serviceaccount:{account['metadata']['namespace']}:"
+            f"{account['metadata']['name']}")
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+              "spec": {"user": user, "resourceAttributes": {"verb": "create",
+                                                            "resource": "configmaps"}}}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REVOKE_TIMEOUT
+    while loop.time() < deadline:
+        answer = await member.create("/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                                     review)
+        if not (answer.get("status") or {}).get("allowed"):
+            return
+        await asyncio.sleep(0.1)
+    raise JoinError(f"federator's rights in the member were not revoked within "
+                    f"{REVOKE_TIMEOUT:.0f} s")
+
+
 async def _remove_identity(member: KubeClient, federation: str) -> None:
     for obj in reversed(manifests.load("member.yaml")):
         url = object_path(obj)
@@ -297,6 +325,7 @@ async def unjoin(plane: KubeClient, member: KubeClient | None, name: str, *,
     lines = []
     if member is not None and federation is not None:
         try:
+            await _revoke(member)
             count = await _release(member, federation.name, delete_resources)
             await _remove_identity(member, federation.name)
         except KubeError as exc:

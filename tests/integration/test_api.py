@@ -246,6 +246,33 @@ def test_unjoin_and_join_through_the_api(api: Api, federation: Path) -> None:
     assert (code, again["reason"]) == (409, "AlreadyExists")
     eventually(lambda: api.call("GET", "/clusters/member-3")[1].get("ready") == "True",
                "member-3 Ready again")
+    # deleteResources: the copies federator made there go too.
+    kubectl(federation, "federation", "create", "configmap", "api-removed",
+            "--from-literal=a=1")
+    eventually(lambda: kubectl(federation, "member-3", "get", "configmap", "api-removed",
+                               check=False).returncode == 0, "the copy in member-3")
+    code, done = api.call("DELETE", "/clusters/member-3", {
+        "kubeconfig": kubeconfig, "context": "member-3", "deleteResources": True})
+    assert code == 200, done
+    assert kubectl(federation, "member-3", "get", "configmap", "api-removed",
+                   check=False).returncode != 0
+    kubectl(federation, "federation", "delete", "configmap", "api-removed")
+    # force: forgotten by the plane, the member left as it is (its identity stays there).
+    assert api.call("POST", "/clusters", {"name": "member-3", "kubeconfig": kubeconfig,
+                                          "context": "member-3"})[0] == 201
+    code, done = api.call("DELETE", "/clusters/member-3", {"force": True})
+    assert code == 200, done
+    assert api.call("GET", "/clusters/member-3")[0] == 404
+    assert kubectl(federation, "member-3", "-n", "federation-system", "get",
+                   "serviceaccount", "federator", check=False).returncode == 0
+    kubectl(federation, "member-3", "delete", "clusterrolebinding,clusterrole",
+            "federator-member")
+    kubectl(federation, "member-3", "delete", "namespace", "federation-system",
+            "--wait=true", "--timeout=120s")
+    assert api.call("POST", "/clusters", {"name": "member-3", "kubeconfig": kubeconfig,
+                                          "context": "member-3"})[0] == 201
+    eventually(lambda: api.call("GET", "/clusters/member-3")[1].get("ready") == "True",
+               "member-3 Ready again")
 
 
 def test_every_operation_answers_without_a_server_error(
