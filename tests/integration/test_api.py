@@ -225,6 +225,17 @@ def test_workloads_and_events(api: Api, gateway: Path, federation: Path) -> None
     assert (data["cluster"], data["message"]) == ("member-1", "[member-1] seen live")
     assert "event: ADDED" in received
     kubectl(gateway, "federation", "delete", "deployment", "api-web")
+    # ReplicaSets are workloads too.
+    kubectl(gateway, "federation", "apply", "-f", "-", stdin=DEPLOYMENT.format(
+        name="api-rs", replicas=2).replace("kind: Deployment", "kind: ReplicaSet"))
+
+    def replica_set() -> dict[str, Any] | None:
+        code, found = api.call("GET", "/workloads/default/replicasets/api-rs")
+        return found if code == 200 and found["readyReplicas"] == 2 else None
+
+    found = eventually(replica_set, "the ReplicaSet's 2 replicas ready")
+    assert found["replicas"] == 2 and sum(c["desired"] for c in found["clusters"]) == 2
+    kubectl(gateway, "federation", "delete", "replicaset", "api-rs")
 
 
 def test_unjoin_and_join_through_the_api(api: Api, federation: Path) -> None:
