@@ -234,3 +234,30 @@ def test_nodes_single_pods_warnings_tokens_and_versions(gateway: Path, federatio
     write_contexts(federation, serving, output, "--token", token)
     assert token in output.read_text()
     assert "federation-system" in kubectl(output, "federation", "get", "namespaces").stdout
+
+
+READER_POLICY = """
+apiVersion: federator.io/v1alpha1
+kind: FederationPolicy
+metadata: {name: readers, namespace: gw-team}
+spec:
+  resourceSelectors: [{apiVersion: v1, kind: ConfigMap}]
+  placement: {clusters: [member-1]}
+"""
+
+
+def test_the_builtin_edit_role_writes_federation_policies(gateway: Path, reader: Path) -> None:
+    """The plane aggregates federator.io's policy writes into `edit`: bound to it in one
+    namespace, a user writes FederationPolicies there and nowhere else."""
+    kubectl(gateway, "federation", "create", "namespace", "gw-team")
+    kubectl(gateway, "federation", "-n", "gw-team", "create", "rolebinding", "reader-edit",
+            "--clusterrole=edit", "--user=reader")
+    try:
+        kubectl(reader, "federation", "apply", "-f", "-", stdin=READER_POLICY)
+        assert "readers" in kubectl(reader, "federation", "-n", "gw-team", "get",
+                                    "federationpolicies").stdout
+        denied = kubectl(reader, "federation", "apply", "-f", "-", check=False,
+                         stdin=READER_POLICY.replace("gw-team", "default"))
+        assert denied.returncode != 0 and "forbidden" in denied.stderr
+    finally:
+        kubectl(gateway, "federation", "delete", "namespace", "gw-team", "--wait=false")
