@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec
 from tests.cli import federator
+from tests.integration.conftest import DNS_ZONE, write_contexts
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -144,6 +146,14 @@ def test_leader_election_hands_over_when_the_leader_dies(federation: Path,
         second = Serve(federation, "second", tmp_path / "second.log", env)
         assert second.get("/readyz") == (200, "ok (standby)")
         assert second.metric("federator_leader") == 0.0
+        # A standby serves the gateway and DNS all the same.
+        contexts = tmp_path / "standby.kubeconfig"
+        write_contexts(federation, second, contexts)
+        assert "member-1" in kubectl(contexts, "federation", "get", "clusters").stdout
+        soa = subprocess.run(["dig", "@127.0.0.1", "-p", str(second.dns_port), DNS_ZONE,
+                              "SOA", "+short"], capture_output=True, text=True, check=False,
+                             timeout=30)
+        assert soa.stdout.startswith(f"ns.{DNS_ZONE}."), soa
         assert first.metric("federator_leader") == 1.0
         first.kill()
         dead = get_json(federation, "federation", "lease", "election-test", "-n",
