@@ -261,3 +261,26 @@ def test_the_builtin_edit_role_writes_federation_policies(gateway: Path, reader:
         assert denied.returncode != 0 and "forbidden" in denied.stderr
     finally:
         kubectl(gateway, "federation", "delete", "namespace", "gw-team", "--wait=false")
+
+
+def plane_watches(kubeconfig: Path, resource: str) -> int:
+    """Watches of `resource` the plane's apiserver is serving now (its own metric)."""
+    text = kubectl(kubeconfig, "plane", "get", "--raw", "/metrics").stdout
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("apiserver_longrunning_requests{")
+               and f'resource="{resource}"' in line and 'verb="WATCH"' in line)
+
+
+def test_a_client_that_leaves_ends_its_upstream_watch(gateway: Path, federation: Path) -> None:
+    before = plane_watches(federation, "secrets")
+    watcher = subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
+                                "get", "secrets", "-n", "kube-public", "-w"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: plane_watches(federation, "secrets") == before + 1,
+                   "the watch open in the plane")
+    finally:
+        watcher.kill()
+        watcher.wait()
+    eventually(lambda: plane_watches(federation, "secrets") == before,
+               "the plane's watch ended with its client")
