@@ -53,6 +53,10 @@ def _cap(value: int, bound: int | None) -> int:
     return value if bound is None else min(value, bound)
 
 
+def _has_room(count: int, bound: int | None) -> bool:
+    return bound is None or count < bound
+
+
 def _smallest(lo: int, hi: int, holds: Callable[[int], bool]) -> int:
     """The smallest m in [lo, hi] for which `holds` (false below it, true from it on);
     `holds(hi)` must be true."""
@@ -73,7 +77,7 @@ def _fill(counts: dict[str, int], seats: int, weight: Mapping[str, int],
     takes every step above it: k < w·t - 0.5, i.e. the k >= 0 with 2qk < 2wm - q. q is
     fine enough (2·W²) that two different priorities never share one grid interval, so the
     largest m whose steps fit leaves at most one step per cluster to hand out one by one."""
-    takers = [c for c in counts if weight[c] > 0 and _cap(counts[c] + 1, limit[c]) > counts[c]]
+    takers = [c for c in counts if weight[c] > 0 and _has_room(counts[c], limit[c])]
     if not takers or seats <= 0:
         return max(seats, 0)
     q = 2 * max(weight[c] for c in takers) ** 2
@@ -95,13 +99,13 @@ def _fill(counts: dict[str, int], seats: int, weight: Mapping[str, int],
     def priority(cluster: str) -> tuple[Fraction, str]:
         return (-Fraction(2 * weight[cluster], 2 * counts[cluster] + 1), cluster)
 
-    heap = [priority(c) for c in takers if _cap(counts[c] + 1, limit[c]) > counts[c]]
+    heap = [priority(c) for c in takers if _has_room(counts[c], limit[c])]
     heapq.heapify(heap)
     while seats and heap:
         _, cluster = heapq.heappop(heap)
         counts[cluster] += 1
         seats -= 1
-        if _cap(counts[cluster] + 1, limit[cluster]) > counts[cluster]:
+        if _has_room(counts[cluster], limit[cluster]):
             heapq.heappush(heap, priority(cluster))
     return seats
 
