@@ -270,8 +270,8 @@ async def _revoke(member: KubeClient) -> None:
     authorizer says so: a running `federator serve` would otherwise write again (as drift)
     what unjoin deletes or releases next. Should unjoin fail later, the Cluster is still
     there to unjoin again."""
-    binding = next(o for o in manifests.load("member.yaml") if o["kind"] == "ClusterRoleBinding")
-    account = next(o for o in manifests.load("member.yaml") if o["kind"] == "ServiceAccount")
+    identity = {o["kind"]: o for o in manifests.load("member.yaml")}
+    binding, account = identity["ClusterRoleBinding"], identity["ServiceAccount"]
     await member.delete(object_path(binding))
     user = (f"system:serviceaccount:{account['metadata']['namespace']}:"
             f"{account['metadata']['name']}")

@@ -624,11 +624,9 @@ class Propagator:
         view = self.members[cluster]
         if view.copy(*key) is None:
             return Outcome()
-        try:
-            await view.client.delete(_url(*key))
-        except KubeError as exc:
-            return Outcome(error=f"{exc.reason}: {exc.message}"[:300])
-        self.applied.pop((cluster, key), None)
+        dropped = await self._drop(cluster, view, key, orphan=False)
+        if dropped.error:
+            return dropped
         return Outcome(action=("RemovedFromCluster", "removed (no longer placed there)",
                                cluster))
 
@@ -739,7 +737,8 @@ class Propagator:
         return None
 
     async def _drop(self, cluster: str, view: _MemberView, key: Key, orphan: bool) -> Outcome:
-        """Delete (or release) one member's copy of a plane object being deleted, or gone."""
+        """Delete (or release) one member's copy: its plane object is being deleted, gone, or
+        no longer placed there."""
         try:
             if orphan:
                 await self._release(view, key)

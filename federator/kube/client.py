@@ -53,6 +53,7 @@ class KubeClient:
         self.timeout = timeout
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._base = yarl.URL(credentials.server)  # parsed once, not per request
 
     @property
     def server(self) -> str:
@@ -76,10 +77,9 @@ class KubeClient:
         head = path.partition("?")[0]
         if not head.startswith("/") or head.startswith("//") or "\\" in head:
             raise ValueError(f"not a path of {self.server}: {path[:100]!r}")
-        base = yarl.URL(self.server)
-        url = yarl.URL(str(base).rstrip("/") + (path if encoded else _quote(path)),
+        url = yarl.URL(self.server.rstrip("/") + (path if encoded else _quote(path)),
                        encoded=True)
-        if url.origin() != base.origin():
+        if url.origin() != self._base.origin():
             raise ValueError(f"not a path of {self.server}: {path[:100]!r}")
         return url
 

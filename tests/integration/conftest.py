@@ -14,6 +14,7 @@ from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
 from tests.bind import KEY_NAME, Bind
 from tests.cli import federator
+from tests.kube import kubectl
 from tests.serving import Serve
 
 
@@ -147,3 +148,11 @@ def ca_of(kubeconfig: Path) -> str:
     config = yaml.safe_load(kubeconfig.read_text())
     cluster = next(c for c in config["clusters"] if c["name"] == "federation")["cluster"]
     return base64.b64decode(cluster["certificate-authority-data"]).decode()
+
+
+def remove_forced_leftovers(kubeconfig: Path, member: str) -> None:
+    """What `unjoin --force` leaves in a member (federator's identity there), removed by
+    hand as its message says, so that the member can be joined again."""
+    kubectl(kubeconfig, member, "delete", "clusterrolebinding,clusterrole", "federator-member")
+    kubectl(kubeconfig, member, "delete", "namespace", "federation-system", "--wait=true",
+            "--timeout=120s")

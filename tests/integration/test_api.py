@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     GATEWAY_TOKENS,
     MEMBERS,
     ca_of,
+    remove_forced_leftovers,
     write_contexts,
 )
 from tests.kube import eventually, get_json, kubectl
@@ -276,10 +277,7 @@ def test_unjoin_and_join_through_the_api(api: Api, federation: Path) -> None:
     assert api.call("GET", "/clusters/member-3")[0] == 404
     assert kubectl(federation, "member-3", "-n", "federation-system", "get",
                    "serviceaccount", "federator", check=False).returncode == 0
-    kubectl(federation, "member-3", "delete", "clusterrolebinding,clusterrole",
-            "federator-member")
-    kubectl(federation, "member-3", "delete", "namespace", "federation-system",
-            "--wait=true", "--timeout=120s")
+    remove_forced_leftovers(federation, "member-3")
     assert api.call("POST", "/clusters", {"name": "member-3", "kubeconfig": kubeconfig,
                                           "context": "member-3"})[0] == 201
     eventually(lambda: api.call("GET", "/clusters/member-3")[1].get("ready") == "True",

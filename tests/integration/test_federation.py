@@ -18,7 +18,7 @@ import yaml
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec
 from tests.cli import federator
-from tests.integration.conftest import DNS_ZONE, write_contexts
+from tests.integration.conftest import DNS_ZONE, remove_forced_leftovers, write_contexts
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -357,10 +357,7 @@ def test_unjoin_force_and_context_and_join_with_a_location(federation: Path) -> 
         assert again.returncode == 1
         assert "already has ServiceAccount federator" in again.stderr
     finally:  # what --force left, removed by hand as its message says
-        kubectl(federation, "member-3", "delete", "clusterrolebinding,clusterrole",
-                "federator-member")
-        kubectl(federation, "member-3", "delete", "namespace", "federation-system",
-                "--wait=true", "--timeout=120s")
+        remove_forced_leftovers(federation, "member-3")
         placed = fed(federation, "join", "member-3", "--region", "test-region", "--zone",
                      "test-zone")
     assert placed.returncode == 0, placed.stderr
