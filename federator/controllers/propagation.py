@@ -732,8 +732,11 @@ class Propagator:
                                        "return")
         verb = "released" if orphan else "deleted"
         log.info(f"member copies {verb}", kind=key[0], namespace=key[1], object=key[2])
-        await self._set_finalizers(obj, [f for f in finalizers if f != FINALIZER])
-        self.orphaned.discard(key)
+        lifted = await self._set_finalizers(obj, [f for f in finalizers if f != FINALIZER])
+        if lifted is not None:
+            # Only once the finalizer is off: should the plane's GC have taken the orphan
+            # finalizer first (409), the next try must still know that it releases.
+            self.orphaned.discard(key)
         return None
 
     async def _drop(self, cluster: str, view: _MemberView, key: Key, orphan: bool) -> Outcome:
