@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -201,6 +201,22 @@ async def keep_zone(config: Rfc2136Config, federation: Federation, dns: DnsServi
                          announce())
 
 
+async def _together(*work: Awaitable[None]) -> None:
+    """Run `work` side by side until all of it ends. The first to fail stops the rest and its
+    error is raised (gather would leave the rest running, on clients closed under them)."""
+    tasks = [asyncio.ensure_future(each) for each in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _dump_tasks() -> None:
     """On SIGUSR1: where every task waits, on stderr (for a federator that seems stuck)."""
     for task in asyncio.all_tasks():
@@ -265,11 +281,11 @@ async def serve(settings: Settings) -> int:
                 EventSettings(**settings.events.model_dump(exclude={"enabled"}))).run())
         if settings.dns.enabled and settings.dns.rfc2136.enabled:
             work.append(keep_zone(settings.dns.rfc2136, federation, dns, plane, recorder))
-        await asyncio.gather(*work)
+        await _together(*work)
 
     async def everything() -> None:  # registry and DNS on every replica; the rest leads
-        await asyncio.gather(registry.run(), dns.run(settings.dns, plane, registry, recorder),
-                             elector.run(lead) if elector else lead())
+        await _together(registry.run(), dns.run(settings.dns, plane, registry, recorder),
+                        elector.run(lead) if elector else lead())
 
     work = asyncio.ensure_future(everything())
     stopper = asyncio.ensure_future(stop.wait())
