@@ -217,12 +217,19 @@ def events_of(log: str, start: int) -> list[dict[str, Any]]:
 
 def test_a_replica_outlives_a_plane_and_an_etcd_outage(serving: Serve, federation: Path,
                                                        gateway: Path, lab: Any,
-                                                       lab_spec: Any) -> None:
+                                                       lab_spec: Any, tmp_path: Path) -> None:
     """The plane's apiserver away for 20 s, then etcd (everything) away: serve stays up,
     says in /readyz that the plane is away, answers fan-out reads from the members
     meanwhile, and leads and propagates again once the plane is back."""
     start = len(serving.log.read_text())
     for component in ("plane/kube-apiserver", "etcd"):
+        patient = None
+        if component == "etcd":  # a standby replica whose probes wait 6 s
+            patient = Serve(federation, "patient", tmp_path / "patient.log",
+                            {"FEDERATOR_PROBE__TIMEOUT": "6", "FEDERATOR_DNS__ENABLED": "false"})
+            eventually(lambda p=patient: all(
+                p.metric(f'federator_cluster_probes_total{{cluster="{member}",result="ok"}}')
+                for member in MEMBERS), "the patient replica probes every member")
         lab.stop_component(component)
         try:
             eventually(lambda: serving.get("/readyz")[0] == 503, "/readyz says the plane is away")
@@ -241,7 +248,18 @@ def test_a_replica_outlives_a_plane_and_an_etcd_outage(serving: Serve, federatio
                 assert refused.returncode != 0 and "ServiceUnavailable" in refused.stderr
             time.sleep(20)  # the outage: longer than the lease's renew deadline
             assert serving.process.poll() is None, "serve gave up"
+            if patient is not None:
+                # The members' /readyz answer 500 once their etcd checks time out (2 s + 1 s):
+                # NotReady to a probe that waits longer, Unreachable to serve's 2 s.
+                for member in MEMBERS:
+                    assert (patient.metric(f'federator_cluster_probes_total{{cluster='
+                                           f'"{member}",result="NotReady"}}') or 0) >= 3
+                    assert (serving.metric(f'federator_cluster_probes_total{{cluster='
+                                           f'"{member}",result="Unreachable"}}') or 0) >= 3
+                assert patient.stop() == 0
         finally:
+            if patient is not None and patient.process.poll() is None:
+                patient.stop()
             lab.up(lab_spec)
         eventually(lambda: serving.get("/readyz")[0] == 200, "ready again", attempts=600)
         name = f"after-{component.replace('/', '-')}"

@@ -381,6 +381,33 @@ def test_sigusr1_prints_where_each_task_waits(serving: Serve) -> None:
     assert serving.process.poll() is None  # and it goes on
 
 
+def test_probe_reason_forbidden(serving: Serve, federation: Path) -> None:
+    """Every user may read /readyz through the member's `system:discovery` and
+    `system:public-info-viewer` bindings; with their subjects taken away, federator's probe
+    is refused: Forbidden (not Unreachable), and Ready again once the bindings are back."""
+    bindings = [f"clusterrolebinding/system:{name}" for name in ("discovery",
+                                                                  "public-info-viewer")]
+    subjects = {binding: json.loads(kubectl(federation, "member-3", "get", binding,
+                                            "-o", "jsonpath={.subjects}").stdout)
+                for binding in bindings}
+    assert all(subjects.values()), "the member's bindings have subjects to take away"
+    try:
+        for binding in bindings:
+            kubectl(federation, "member-3", "patch", binding, "--type=json",
+                    "-p", '[{"op": "remove", "path": "/subjects"}]')
+        cluster = wait_ready(federation, "member-3", "False")
+        ready = next(c for c in cluster["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "Forbidden", ready
+        assert "403" in ready["message"], ready
+        assert (serving.metric('federator_cluster_probes_total{cluster="member-3",'
+                               'result="Forbidden"}') or 0) >= 3
+    finally:
+        for binding, were in subjects.items():
+            kubectl(federation, "member-3", "patch", binding, "--type=json", "-p",
+                    json.dumps([{"op": "add", "path": "/subjects", "value": were}]))
+    wait_ready(federation, "member-3", "True")
+
+
 def test_probe_reasons_for_credentials(serving: Serve, federation: Path) -> None:
     """A Cluster whose Secret holds a token the member rejects is Unauthorized; one whose
     Secret is missing is CredentialsMissing. (Written by hand, as a broken join would leave
