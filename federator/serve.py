@@ -228,6 +228,11 @@ async def serve(settings: Settings) -> int:
     it campaigns again, and the gateway and DNS answer all along."""
     logs.configure(settings.log.level, settings.log.format)
     structlog.contextvars.bind_contextvars(identity=settings.identity)
+    stop = asyncio.Event()  # a signal while starting up ends it once it is up
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     try:
         plane = await plane_client(settings)
     except CredentialsError as exc:
@@ -265,11 +270,6 @@ async def serve(settings: Settings) -> int:
              gateway=(f"https://{settings.gateway.address}:{settings.gateway.port}"
                       if settings.gateway.enabled else None),
              plane=plane.server, leader_election=election.enabled)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     async def lead() -> None:
         federation = await federation_of(plane)
         propagator = Propagator(plane, registry, federation.name, recorder,

@@ -21,7 +21,8 @@ NAMED = shutil.which("named") or "/usr/sbin/named"
 
 
 class Bind:
-    def __init__(self, directory: Path, zone: str, records: str = "") -> None:
+    def __init__(self, directory: Path, zone: str, records: str = "",
+                 algorithm: str = "hmac-sha256") -> None:
         self.directory = directory
         self.zone = zone
         self.port = free_port()
@@ -32,7 +33,7 @@ class Bind:
             f"@ IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 30\n"
             f"@ IN NS ns.{zone}.\nns IN A 127.0.0.1\n{records}")
         (directory / "named.conf").write_text(f"""
-key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{self.secret}"; }};
+key "{KEY_NAME}" {{ algorithm {algorithm}; secret "{self.secret}"; }};
 controls {{ }};
 options {{
     directory "{directory}";
@@ -77,6 +78,11 @@ zone "{zone}" {{
                                "@127.0.0.1", name, kind], capture_output=True, text=True,
                               check=True, timeout=30)
         return sorted(line for line in done.stdout.splitlines() if line)
+
+    def serial(self) -> int:
+        """The zone's SOA serial: BIND counts one more for every UPDATE it applies."""
+        soa = self.dig(self.zone, "SOA")
+        return int(soa[0].split()[2])
 
     def stop(self) -> None:
         terminate(self.process, 15)

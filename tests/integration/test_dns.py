@@ -20,7 +20,7 @@ import dns.rdatatype
 import pytest
 import requests
 
-from tests.bind import Bind
+from tests.bind import KEY_NAME, Bind
 from tests.integration.conftest import (
     DEPLOYMENT,
     DNS_ZONE,
@@ -201,3 +201,66 @@ def test_a_busy_dns_port_stops_serve_with_one_clear_line(
     assert done.returncode == 1, said
     assert f"dns.embedded: cannot listen on 127.0.0.1:{port}" in said
     assert "Traceback" not in said and "Unclosed" not in said
+
+
+def test_load_balancer_ingress_gives_a_and_aaaa_records(serving: Serve, bind: Bind,
+                                                        federation: Path) -> None:
+    """A LoadBalancer Service is reached at its load balancer's ingress addresses (written
+    into each member's status as a cloud's controller would): IPv4 as A, IPv6 as AAAA, in the
+    embedded server and in BIND. (Not externalIPs: the apiserver refuses loopback ones, and
+    the lab hands out no other address; `service_addresses` unit tests hold that order.)"""
+    kubectl(federation, "federation", "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="dns-lb", replicas=3))
+    kubectl(federation, "federation", "apply", "-f", "-",
+            stdin=SERVICE.replace("dns-web", "dns-lb").replace("NodePort", "LoadBalancer"))
+    name = f"dns-lb.default.federation.svc.{DNS_ZONE}"
+    members = ("member-1", "member-2", "member-3")
+    try:
+        for index, member in enumerate(members, start=1):
+            eventually(lambda m=member: get_json(federation, m, "services", "-l",
+                                                 "federator.io/managed-by")["items"],
+                       f"dns-lb in {member}")
+            kubectl(federation, member, "patch", "service", "dns-lb", "--subresource=status",
+                    "--type=merge", "-p", json.dumps({"status": {"loadBalancer": {"ingress": [
+                        {"ip": f"127.0.1.{index}"}, {"ip": "::1"}]}}}))
+        expected = [f"127.0.1.{index}" for index in range(1, len(members) + 1)]
+        eventually(lambda: _both(serving, bind, name, "A", expected),
+                   "every member's load balancer address", attempts=600)
+        assert _both(serving, bind, name, "AAAA", ["::1"])
+    finally:
+        kubectl(federation, "federation", "delete", "deployment,service", "dns-lb")
+    eventually(lambda: bind.dig(name) == [] and bind.dig(name, "AAAA") == [],
+               "dns-lb's records gone with it")
+
+
+def test_a_wrong_key_is_an_event_and_a_metric(serving: Serve, bind: Bind, federation: Path,
+                                              tmp_path: Path) -> None:
+    """The leader with a key BIND does not know: its zone transfer and updates are refused;
+    that is a Warning event DNSUpdateFailed on the federation's ConfigMap and
+    federator_dns_updates_total{outcome="failed"}, and serve goes on."""
+    wrong = tmp_path / "wrong.secret"
+    wrong.write_text("d3Jvbmcgc2VjcmV0IG9mIDMyIGJ5dGVzISEhISEhISE=")
+    assert serving.stop() == 0
+    leader = Serve(federation, "wrong-key", tmp_path / "serve.log",
+                   {"FEDERATOR_DNS__RFC2136__ENABLED": "true",
+                    "FEDERATOR_DNS__RFC2136__PORT": str(bind.port),
+                    "FEDERATOR_DNS__RFC2136__KEY_NAME": KEY_NAME,
+                    "FEDERATOR_DNS__RFC2136__KEY_SECRET_FILE": str(wrong)})
+    try:
+        failed = 'federator_dns_updates_total{outcome="failed",provider="rfc2136"}'
+        eventually(lambda: (leader.metric(failed) or 0) >= 1, "a failed update counted",
+                   attempts=600)
+
+        def reported() -> list[dict[str, Any]]:
+            return list(get_json(federation, "federation", "events", "-n", "federation-system",
+                                 "--field-selector", "reason=DNSUpdateFailed")["items"])
+
+        event = eventually(reported, "a DNSUpdateFailed event")[0]
+        assert event["type"] == "Warning"
+        assert event["involvedObject"]["name"] == "federator"
+        assert "TSIG" in event["message"] and wrong.read_text() not in event["message"]
+        assert wrong.read_text() not in leader.log.read_text()
+        assert leader.process.poll() is None
+    finally:
+        assert leader.stop() == 0
+        serving.restart()

@@ -373,6 +373,14 @@ def test_unjoin_force_and_context_and_join_with_a_location(federation: Path) -> 
     assert cluster["spec"]["region"] == "eu-west-1"
 
 
+def test_sigterm_as_soon_as_it_answers(federation: Path, tmp_path: Path) -> None:
+    """SIGTERM while serve is still starting (its health port answers first) is a clean
+    stop, exit 0, not death by the signal."""
+    replica = Serve(federation, "brief", tmp_path / "serve.log",
+                    {"FEDERATOR_DNS__ENABLED": "false"})
+    assert replica.stop() == 0, replica.log.read_text()[-2000:]
+
+
 def test_sigusr1_prints_where_each_task_waits(serving: Serve) -> None:
     before = len(serving.log.read_text())
     serving.process.send_signal(signal.SIGUSR1)

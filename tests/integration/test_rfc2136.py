@@ -29,10 +29,44 @@ def bind(tmp_path: Path) -> Iterator[Bind]:
     server.stop()
 
 
-def _provider(bind: Bind, problems: list[str], secret: str | None = None) -> Rfc2136Provider:
+def _provider(bind: Bind, problems: list[str], secret: str | None = None, batch: int = 2,
+              algorithm: str = "hmac-sha256") -> Rfc2136Provider:
     return Rfc2136Provider(Rfc2136Settings("127.0.0.1", ZONE, KEY_NAME,
-                                           secret or bind.secret, port=bind.port, batch=2),
+                                           secret or bind.secret, port=bind.port, batch=batch,
+                                           algorithm=algorithm),
                            "fed", on_problem=problems.append)
+
+
+def test_changes_go_in_batches_of_names(bind: Bind) -> None:
+    """Five names with `batch` 2 are three UPDATE messages (BIND's serial counts them), with
+    `batch` 20 one."""
+    names = [f"n{i}.shop.fed.svc.{ZONE}" for i in range(5)]
+    for batch, updates in ((2, 3), (20, 1)):
+        problems: list[str] = []
+        provider = _provider(bind, problems, batch=batch)
+        asyncio.run(provider.apply([]))  # the zone read first, as at a start
+        before = bind.serial()
+        asyncio.run(provider.apply([RecordSet(name, "A", 30, (f"10.0.{batch}.1",))
+                                    for name in names]))
+        assert bind.serial() - before == updates
+        assert all(bind.dig(name) == [f"10.0.{batch}.1"] for name in names)
+        assert not problems
+
+
+def test_a_key_of_another_algorithm(tmp_path: Path) -> None:
+    """A BIND key of hmac-sha512 takes updates signed with `algorithm: hmac-sha512`; signed
+    with the default hmac-sha256 they are refused, and the message names the algorithm."""
+    server = Bind(tmp_path / "bind512", ZONE, algorithm="hmac-sha512")
+    try:
+        problems: list[str] = []
+        asyncio.run(_provider(server, problems, algorithm="hmac-sha512").apply(
+            [RecordSet(WEB, "A", 30, ("10.0.0.5",))]))
+        assert server.dig(WEB) == ["10.0.0.5"] and not problems
+        with pytest.raises(UpdateRefused) as refused:
+            asyncio.run(_provider(server, problems).apply([]))
+        assert "algorithm" in str(refused.value) and server.secret not in str(refused.value)
+    finally:
+        server.stop()
 
 
 def test_records_are_kept_in_bind_and_others_left_alone(bind: Bind) -> None:
