@@ -130,16 +130,23 @@ def _cluster_info(cluster: Object) -> models.ClusterInfo:
         capacity=models.Capacity.model_validate(capacity) if capacity else None)
 
 
+def _count(value: Any) -> int:
+    """A count from the cluster-status annotation (anyone may edit it): 0 unless a number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _workload(obj: Object) -> models.Workload:
     meta, status = obj["metadata"], obj.get("status") or {}
     try:
         breakdown = json.loads((meta.get("annotations") or {}).get(CLUSTER_STATUS) or "{}")
     except ValueError:
         breakdown = {}
-    clusters = [models.ClusterReplicas(cluster=name, desired=int(entry.get("desired", 0)),
-                                       replicas=int(entry.get("replicas", 0)),
-                                       ready=int(entry.get("ready", 0)),
-                                       error=entry.get("error"))
+    if not isinstance(breakdown, dict):
+        breakdown = {}
+    clusters = [models.ClusterReplicas(cluster=name, desired=_count(entry.get("desired")),
+                                       replicas=_count(entry.get("replicas")),
+                                       ready=_count(entry.get("ready")),
+                                       error=str(entry["error"]) if entry.get("error") else None)
                 for name, entry in sorted(breakdown.items()) if isinstance(entry, dict)]
     return models.Workload(
         kind=obj["kind"], namespace=meta["namespace"], name=meta["name"],

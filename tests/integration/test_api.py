@@ -5,6 +5,7 @@ without one 5xx."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 from pathlib import Path
@@ -207,7 +208,7 @@ def test_workloads_and_events(api: Api, gateway: Path, federation: Path) -> None
             opened.set()
             for line in stream.iter_lines(decode_unicode=True):
                 received.append(line)
-                if line.startswith("data:") and "StreamCheck" in line:
+                if line.startswith("data:") and "StreamCheck" in line and '"count":2' in line:
                     return
 
     listener = threading.Thread(target=listen, daemon=True)
@@ -220,11 +221,18 @@ def test_workloads_and_events(api: Api, gateway: Path, federation: Path) -> None
                            "namespace": "default", "uid": copy["metadata"]["uid"]},
         "reason": "StreamCheck", "message": "seen live", "type": "Normal",
         "source": {"component": "test"}}))
+    eventually(lambda: any("seen live" in line for line in received), "the event, live")
+    # The same event again in the member (count 2): a MODIFIED of the same federated event.
+    kubectl(federation, "member-1", "patch", "event", "api-web.stream", "--type=merge",
+            "-p", json.dumps({"count": 2}))
     listener.join(60)
     assert not listener.is_alive(), received
-    data = json.loads(next(line for line in received if "StreamCheck" in line)[5:])
-    assert (data["cluster"], data["message"]) == ("member-1", "[member-1] seen live")
-    assert "event: ADDED" in received
+    sent = [(kind, json.loads(data[5:])) for kind, data in itertools.pairwise(received)
+            if kind.startswith("event:") and "StreamCheck" in data]
+    assert [kind for kind, _ in sent] == ["event: ADDED", "event: MODIFIED"], received
+    (_, added), (_, modified) = sent
+    assert (added["cluster"], added["message"]) == ("member-1", "[member-1] seen live")
+    assert (modified["message"], modified["count"]) == ("[member-1] seen live", 2)
     kubectl(gateway, "federation", "delete", "deployment", "api-web")
     # ReplicaSets are workloads too.
     kubectl(gateway, "federation", "apply", "-f", "-", stdin=DEPLOYMENT.format(
