@@ -263,9 +263,10 @@ def test_the_builtin_edit_role_writes_federation_policies(gateway: Path, reader:
         kubectl(gateway, "federation", "delete", "namespace", "gw-team", "--wait=false")
 
 
-def plane_watches(kubeconfig: Path, resource: str) -> int:
-    """Watches of `resource` the plane's apiserver is serving now (its own metric)."""
-    text = kubectl(kubeconfig, "plane", "get", "--raw", "/metrics").stdout
+def plane_watches(kubeconfig: Path, resource: str, context: str = "plane") -> int:
+    """Watches of `resource` the plane's (or a member's) apiserver is serving now (its own
+    metric)."""
+    text = kubectl(kubeconfig, context, "get", "--raw", "/metrics").stdout
     return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
                if line.startswith("apiserver_longrunning_requests{")
                and f'resource="{resource}"' in line and 'verb="WATCH"' in line)
@@ -284,3 +285,28 @@ def test_a_client_that_leaves_ends_its_upstream_watch(gateway: Path, federation:
         watcher.wait()
     eventually(lambda: plane_watches(federation, "secrets") == before,
                "the plane's watch ended with its client")
+
+
+def test_the_merged_watch_ends_when_a_members_ends(gateway: Path, federation: Path, lab: Any,
+                                                   lab_spec: Any) -> None:
+    """A member's watch that ends (its apiserver gone) ends the merged watch, as an
+    apiserver ends a watch: the client lists and watches again, and sees who is left."""
+    before = plane_watches(federation, "pods", "member-3")
+    watcher = subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
+                                "get", "--raw", "/api/v1/namespaces/default/pods?watch=true"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: plane_watches(federation, "pods", "member-3") > before,
+                   "the watch open in member-3")
+        assert watcher.poll() is None, "the merged watch ended by itself"
+        lab.stop_component("member-3/kube-apiserver")
+        try:
+            eventually(lambda: watcher.poll() is not None, "the merged watch ended")
+        finally:
+            lab.up(lab_spec)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        watcher.wait()
+    kubectl(federation, "federation", "wait", "cluster/member-3", "--timeout=120s",
+            "--for=jsonpath={.status.conditions[0].status}=True")
