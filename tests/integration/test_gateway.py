@@ -3,6 +3,7 @@ context, pods of every member in one listing, and who may do what."""
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import subprocess
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from federator.pki import issue, new_ca
 from tests.integration.conftest import (
     DEPLOYMENT,
     GATEWAY_TOKENS,
@@ -310,3 +313,48 @@ def test_the_merged_watch_ends_when_a_members_ends(gateway: Path, federation: Pa
         watcher.wait()
     kubectl(federation, "federation", "wait", "cluster/member-3", "--timeout=120s",
             "--for=jsonpath={.status.conditions[0].status}=True")
+
+
+def _certificate_kubeconfig(path: Path, port: int, gateway_ca: str, pair: tuple[bytes, bytes]
+                            ) -> Path:
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "federation",
+        "clusters": [{"name": "federation", "cluster": {
+            "server": f"https://127.0.0.1:{port}",
+            "certificate-authority-data": b64(gateway_ca.encode())}}],
+        "users": [{"name": "them", "user": {"client-certificate-data": b64(pair[0]),
+                                            "client-key-data": b64(pair[1])}}],
+        "contexts": [{"name": "federation",
+                      "context": {"cluster": "federation", "user": "them"}}]}))
+    return path
+
+
+def test_client_certificates_of_another_ca(federation: Path, gateway: Path, serving: Serve,
+                                           tmp_path: Path) -> None:
+    """`gateway.client_ca_file`: a certificate of that CA gets in as its common name and
+    organizations (the plane sees them impersonated); without the setting, or from a CA
+    named nowhere, it does not get in."""
+    theirs = new_ca("their-ca")
+    (tmp_path / "client-ca.pem").write_bytes(theirs[0])
+    replica = Serve(federation, "client-ca", tmp_path / "serve.log",
+                    {"FEDERATOR_GATEWAY__CLIENT_CA_FILE": str(tmp_path / "client-ca.pem"),
+                     "FEDERATOR_DNS__ENABLED": "false"})
+    try:
+        alice = issue(*theirs, "alice-of-theirs", orgs=("their-team",), server=False)
+        stranger = issue(*new_ca("stranger-ca"), "alice-of-theirs", server=False)
+        ca = ca_of(gateway)
+        kubeconfig = _certificate_kubeconfig(tmp_path / "alice", replica.gateway_port, ca,
+                                             alice)
+        who = json.loads(kubectl(kubeconfig, "federation", "auth", "whoami", "-o",
+                                 "json").stdout)["status"]["userInfo"]
+        assert who["username"] == "alice-of-theirs"
+        assert "their-team" in who["groups"]
+        for port, pair in ((serving.gateway_port, alice), (replica.gateway_port, stranger)):
+            refused = kubectl(_certificate_kubeconfig(tmp_path / "refused", port, ca, pair),
+                              "federation", "auth", "whoami", check=False)
+            assert refused.returncode != 0 and "alice-of-theirs" not in refused.stdout
+    finally:
+        assert replica.stop() == 0
