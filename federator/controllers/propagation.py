@@ -540,7 +540,7 @@ class Propagator:
                 found = overflow(view.pending.objects.values(), key[1], selector, now=now,
                                  threshold=self.settings.unschedulable_after)
                 if found.soonest is not None:
-                    self.recheck[key] = min(self.recheck.get(key, found.soonest), found.soonest)
+                    self._recheck_within(key, found.soonest)
                 if found.unschedulable:
                     running = int((copy.get("spec") or {}).get("replicas") or 0)
                     limit = max(0, running - found.unschedulable)
@@ -550,7 +550,12 @@ class Propagator:
                         self.overflowed.add((cluster, key))
             if learned is not None:
                 limits[cluster] = learned[0]
+                # Decided again when the cap expires: nothing else may touch the object.
+                self._recheck_within(key, max(0.0, learned[1] - loop.time()))
         return limits
+
+    def _recheck_within(self, key: Key, seconds: float) -> None:
+        self.recheck[key] = min(self.recheck.get(key, seconds), seconds)
 
     async def _sync(self, cluster: str, key: Key, obj: Object, replicas: int | None,
                     patches: list[dict[str, Any]]) -> Outcome:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +158,26 @@ def remove_forced_leftovers(kubeconfig: Path, member: str) -> None:
     kubectl(kubeconfig, member, "delete", "clusterrolebinding,clusterrole", "federator-member")
     kubectl(kubeconfig, member, "delete", "namespace", "federation-system", "--wait=true",
             "--timeout=120s")
+
+
+@contextlib.contextmanager
+def readyz_forbidden(kubeconfig: Path, member: str) -> Iterator[None]:
+    """Every user may read /readyz through a member's `system:discovery` and
+    `system:public-info-viewer` bindings: while this runs their subjects are gone, so
+    federator's probe of the member is refused (Forbidden) while the member still answers
+    everything else federator does. Put back at the end."""
+    bindings = [f"clusterrolebinding/system:{name}" for name in ("discovery",
+                                                                  "public-info-viewer")]
+    subjects = {binding: json.loads(kubectl(kubeconfig, member, "get", binding,
+                                            "-o", "jsonpath={.subjects}").stdout)
+                for binding in bindings}
+    assert all(subjects.values()), "the member's bindings have subjects to take away"
+    try:
+        for binding in bindings:
+            kubectl(kubeconfig, member, "patch", binding, "--type=json",
+                    "-p", '[{"op": "remove", "path": "/subjects"}]')
+        yield
+    finally:
+        for binding, were in subjects.items():
+            kubectl(kubeconfig, member, "patch", binding, "--type=json", "-p",
+                    json.dumps([{"op": "add", "path": "/subjects", "value": were}]))

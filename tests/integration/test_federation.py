@@ -18,7 +18,12 @@ import yaml
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec
 from tests.cli import federator
-from tests.integration.conftest import DNS_ZONE, remove_forced_leftovers, write_contexts
+from tests.integration.conftest import (
+    DNS_ZONE,
+    readyz_forbidden,
+    remove_forced_leftovers,
+    write_contexts,
+)
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -390,29 +395,15 @@ def test_sigusr1_prints_where_each_task_waits(serving: Serve) -> None:
 
 
 def test_probe_reason_forbidden(serving: Serve, federation: Path) -> None:
-    """Every user may read /readyz through the member's `system:discovery` and
-    `system:public-info-viewer` bindings; with their subjects taken away, federator's probe
-    is refused: Forbidden (not Unreachable), and Ready again once the bindings are back."""
-    bindings = [f"clusterrolebinding/system:{name}" for name in ("discovery",
-                                                                  "public-info-viewer")]
-    subjects = {binding: json.loads(kubectl(federation, "member-3", "get", binding,
-                                            "-o", "jsonpath={.subjects}").stdout)
-                for binding in bindings}
-    assert all(subjects.values()), "the member's bindings have subjects to take away"
-    try:
-        for binding in bindings:
-            kubectl(federation, "member-3", "patch", binding, "--type=json",
-                    "-p", '[{"op": "remove", "path": "/subjects"}]')
+    """A member that refuses federator its /readyz is Forbidden (not Unreachable), and
+    Ready again once it allows it."""
+    with readyz_forbidden(federation, "member-3"):
         cluster = wait_ready(federation, "member-3", "False")
         ready = next(c for c in cluster["status"]["conditions"] if c["type"] == "Ready")
         assert ready["reason"] == "Forbidden", ready
         assert "403" in ready["message"], ready
         assert (serving.metric('federator_cluster_probes_total{cluster="member-3",'
                                'result="Forbidden"}') or 0) >= 3
-    finally:
-        for binding, were in subjects.items():
-            kubectl(federation, "member-3", "patch", binding, "--type=json", "-p",
-                    json.dumps([{"op": "add", "path": "/subjects", "value": were}]))
     wait_ready(federation, "member-3", "True")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import readyz_forbidden
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -383,6 +384,8 @@ def test_overflow_lands_elsewhere(serving: Serve, federation: Path) -> None:
         assert "member-1=3, member-2=3, member-3=2" in scheduled[-1]
     finally:
         set_pod_room(federation, "member-3", None)
+        # Another replica would not know member-3 is full for it, and offer it 4 again.
+        kubectl(federation, "federation", "delete", "deployment", "overflow")
 
 
 def test_an_unreachable_member_does_not_hold_a_deletion(serving: Serve, federation: Path,
@@ -578,3 +581,69 @@ def test_overrides_by_cluster_selector(serving: Serve, federation: Path) -> None
     finally:
         kubectl(federation, "federation", "label", "cluster", "member-2", "tier-")
     kubectl(federation, "federation", "delete", "namespace", "team-e", "--wait=false")
+
+
+def _federators_write(copy: dict[str, Any]) -> Any:
+    """What federator's last apply of a copy left: its generation, replicas, annotations
+    and the time of federator's field manager entry."""
+    meta = copy["metadata"]
+    return (meta["generation"], copy["spec"]["replicas"], meta.get("annotations"),
+            [f["time"] for f in meta["managedFields"] if f["manager"] == "federator"])
+
+
+def test_a_not_ready_member_keeps_its_copy(serving: Serve, federation: Path) -> None:
+    """A member that is NotReady while its apiserver still answers (it refuses federator its
+    /readyz): its share moves to the others, its copy is not written at all (not scaled,
+    not deleted), and once Ready it gets its share back."""
+    apply(federation, WEB.format(name="kept", namespace="default",
+                                 preferences='{"rebalance": true, "clusters": {"*": {}}}',
+                                 replicas=6))
+    eventually(lambda: [running_pods(federation, m, "kept") for m in MEMBERS] == [2, 2, 2],
+               "2 Running pods in each member")
+    before = _federators_write(copy_of(federation, "member-3", "deployment", "kept",
+                                              "--show-managed-fields"))
+    try:
+        with readyz_forbidden(federation, "member-3"):
+            kubectl(federation, "federation", "wait", "cluster/member-3", "--timeout=60s",
+                    "--for=jsonpath={.status.conditions[0].status}=False")
+            eventually(lambda: copy_replicas(federation, "deployment", "kept")[:2] == [3, 3],
+                       "member-3's share moved to member-1 and member-2")
+            assert any("member-1=3, member-2=3" in e["message"]
+                       for e in events(federation, "kept", "Scheduled"))
+            assert _federators_write(copy_of(federation, "member-3", "deployment", "kept",
+                                             "--show-managed-fields")) == before
+            assert running_pods(federation, "member-3", "kept") == 2
+        eventually(lambda: copy_replicas(federation, "deployment", "kept") == [2, 2, 2],
+                   "member-3's share back", attempts=600)
+    finally:
+        kubectl(federation, "federation", "delete", "deployment", "kept")
+
+
+def test_a_full_member_is_offered_its_share_again_after_capacity_ttl(
+        serving: Serve, federation: Path, tmp_path: Path) -> None:
+    """Capped as full (its pods Unschedulable for `unschedulable_after`), member-3 gets its
+    whole share back once `capacity_ttl` has passed and it has room again. (A replica of its
+    own, with a TTL of 30 s.)"""
+    assert serving.stop() == 0
+    alone = Serve(federation, "capacity-ttl", tmp_path / "serve.log",
+                  {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5",
+                   "FEDERATOR_PROPAGATION__CAPACITY_TTL": "30",
+                   "FEDERATOR_DNS__ENABLED": "false"})
+    set_pod_room(federation, "member-3", 1)  # two nodes: room for 2 more pods
+    try:
+        prefs = '{"rebalance": true, "clusters": {"member-3": {"weight": 2}, "*": {"weight": 1}}}'
+        apply(federation, WEB.format(name="refilled", namespace="default", preferences=prefs,
+                                     replicas=8))
+        eventually(lambda: any("cluster member-3 is full at 2 replicas" in e["message"]
+                               for e in events(federation, "refilled", "Overflow")),
+                   "member-3 capped at 2", attempts=600)
+        set_pod_room(federation, "member-3", None)
+        eventually(lambda: [running_pods(federation, m, "refilled") for m in MEMBERS]
+                   == [2, 2, 4], "member-3 runs its whole share again", attempts=900)
+        assert "member-1=2, member-2=2, member-3=4" in events(
+            federation, "refilled", "Scheduled")[-1]["message"]
+    finally:
+        set_pod_room(federation, "member-3", None)
+        kubectl(federation, "federation", "delete", "deployment", "refilled", check=False)
+        assert alone.stop() == 0
+        serving.restart()
