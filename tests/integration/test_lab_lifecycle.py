@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from federator.lab.process import ProcessLab, port_in_use
 from federator.lab.spec import LabSpec, default_members
 from tests.cli import federator
+from tests.kube import eventually, get_json, kubectl
+from tests.serving import Serve
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +106,44 @@ def test_a_kubernetes_version_that_does_not_exist(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert "Kubernetes 1.33.99 does not exist" in lines[0]
     assert "1.33.13" in lines[0]
+
+
+def test_a_federation_of_another_name(tmp_path: Path) -> None:
+    """`init --federation-name blue`: the name is the plane's, a second init under another
+    name is refused naming it (nothing changed), and copies in members carry it."""
+    root = tmp_path / "lab"
+    lab = ProcessLab(root, progress=lambda _: None)
+    lab.up(LabSpec(base_port=BASE_PORT, members=default_members(1)))
+    kubeconfig = root / "kubeconfig"
+    try:
+        def fed(*args: str) -> subprocess.CompletedProcess[str]:
+            return federator("--kubeconfig", str(kubeconfig), *args)
+
+        def named() -> Any:
+            return get_json(kubeconfig, "plane", "configmap", "-n", "federation-system",
+                            "federator")
+
+        done = fed("init", "--plane-context", "plane", "--federation-name", "blue")
+        assert done.returncode == 0, done.stderr
+        before = named()
+        assert before["data"]["federationName"] == "blue"
+        again = fed("init", "--plane-context", "plane")
+        assert again.returncode == 1
+        assert ("the plane already holds federation 'blue'; run init with --federation-name "
+                "blue") in again.stderr
+        assert "Traceback" not in again.stderr
+        assert named()["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        assert fed("join", "member-1").returncode == 0
+        serving = Serve(kubeconfig, "blue", tmp_path / "serve.log",
+                        {"FEDERATOR_DNS__ENABLED": "false"})
+        try:
+            kubectl(kubeconfig, "federation", "create", "configmap", "painted",
+                    "--from-literal=a=1")
+            copy = eventually(lambda: get_json(kubeconfig, "member-1", "configmaps", "-l",
+                                               "federator.io/managed-by=blue")["items"],
+                              "a copy of painted managed by blue")
+            assert [c["metadata"]["name"] for c in copy] == ["painted"]
+        finally:
+            assert serving.stop() == 0
+    finally:
+        lab.down()
