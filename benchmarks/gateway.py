@@ -6,7 +6,8 @@ for a `system:masters` user, and fills a namespace with ConfigMaps. Then, in alt
 rounds so that drift of the machine hits both ways alike: one client asking one request at a
 time (latency: p50, p99) and CONCURRENCY clients asking without pause (throughput), each
 way. The plane is asked with the lab's admin certificate; the gateway with the bearer token,
-and it asks the plane again impersonating the user.
+and it asks the plane again impersonating the user. What impersonation alone costs the
+plane: the direct requests once more with `Impersonate-User`/`Impersonate-Group` headers.
 
     .venv/bin/python -m benchmarks.gateway --requests 400
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -32,6 +34,7 @@ CONCURRENCY = 16
 TOKEN = "benchmark-token"  # noqa: S105 (a token of a throw-away lab)
 NAMESPACE = "bench-gateway"
 Ask = Callable[[KubeClient], Awaitable[object]]
+AS_USER = (("Impersonate-User", "bench"), ("Impersonate-Group", "system:masters"))
 
 
 async def fill(plane: KubeClient, count: int) -> None:
@@ -43,6 +46,11 @@ async def fill(plane: KubeClient, count: int) -> None:
         await asyncio.gather(*(plane.create(path(CONFIGMAPS, namespace=NAMESPACE), {
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
             "data": {"key": "value " * 20}}) for name in names))
+
+
+async def _get(client: KubeClient, url: str,
+               headers: tuple[tuple[str, str], ...] = ()) -> object:
+    return await client.request("GET", url, headers=headers)
 
 
 async def latencies(client: KubeClient, ask: Ask, n: int) -> list[float]:
@@ -76,14 +84,15 @@ async def measure(kubeconfig: Path, gateway_port: int, configmaps: int, n: int,
     ca_cert, _ = await gateway_ca(plane, create=False)
     gateway = KubeClient(Credentials(server=f"https://127.0.0.1:{gateway_port}",
                                      ca_pem=ca_cert, token=TOKEN), pool_size=CONCURRENCY)
-    asks: dict[str, Ask] = {
-        "GET one ConfigMap": lambda c: c.get(path(CONFIGMAPS, namespace=NAMESPACE,
-                                                  name="cm-0")),
-        f"LIST {configmaps} ConfigMaps": lambda c: c.get(path(CONFIGMAPS,
-                                                              namespace=NAMESPACE)),
-    }
+    urls = {"GET one ConfigMap": path(CONFIGMAPS, namespace=NAMESPACE, name="cm-0"),
+            f"LIST {configmaps} ConfigMaps": path(CONFIGMAPS, namespace=NAMESPACE)}
+    asks: dict[str, Ask] = {what: functools.partial(_get, url=url)
+                            for what, url in urls.items()}
+    impersonated: dict[str, Ask] = {what: functools.partial(_get, url=url, headers=AS_USER)
+                                    for what, url in urls.items()}
     ways = {"direct": plane, "gateway": gateway}
-    lat: dict[tuple[str, str], list[float]] = {(a, w): [] for a in asks for w in ways}
+    lat: dict[tuple[str, str], list[float]] = {(a, w): [] for a in asks
+                                               for w in (*ways, "impersonated")}
     rps: dict[tuple[str, str], list[float]] = {(a, w): [] for a in asks for w in ways}
     try:
         await fill(plane, configmaps)
@@ -95,6 +104,8 @@ async def measure(kubeconfig: Path, gateway_port: int, configmaps: int, n: int,
                 for way, client in ways.items():
                     lat[(what, way)] += await latencies(client, ask, n // rounds)
                     rps[(what, way)].append(await throughput(client, ask, n // rounds))
+                lat[(what, "impersonated")] += await latencies(plane, impersonated[what],
+                                                               n // rounds)
     finally:
         await plane.close()
         await gateway.close()
@@ -112,6 +123,13 @@ async def measure(kubeconfig: Path, gateway_port: int, configmaps: int, n: int,
         base, gw = statistics.median(rps[(what, "direct")]), statistics.median(
             rps[(what, "gateway")])
         print(f"| {what} | throughput | {base:.0f}/s | {gw:.0f}/s | {gw / base:.2f}x |")
+    print("\nImpersonation alone, straight to the plane (p50):\n")
+    print("| request | as the admin | impersonating a user | impersonated / admin |")
+    print("|---|---|---|---|")
+    for what in asks:
+        base = statistics.median(lat[(what, "direct")]) * 1000
+        other = statistics.median(lat[(what, "impersonated")]) * 1000
+        print(f"| {what} | {base:.2f} ms | {other:.2f} ms | {other / base:.2f}x |")
 
 
 def main() -> None:
