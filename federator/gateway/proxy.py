@@ -4,6 +4,8 @@ answer streamed back (watches for as long as they last) with its status and head
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aiohttp
 import structlog
 from aiohttp import web
@@ -44,10 +46,10 @@ def _whole(request: web.Request, answer: aiohttp.ClientResponse) -> bool:
 
 
 async def forward(request: web.Request, upstream: KubeClient, path_qs: str, user: User,
-                  what: str) -> web.StreamResponse:
+                  what: str, warnings: Sequence[str] = ()) -> web.StreamResponse:
     """`path_qs`: the path and query to ask `upstream` for (checked by `paths.parse`,
     percent-encoded); `what`: how errors name the upstream ("the plane", "cluster
-    member-1")."""
+    member-1"); `warnings`: Warning headers of our own for a successful answer."""
     body = await request.read() if request.can_read_body else None
     reply: web.StreamResponse | None = None
     try:
@@ -55,6 +57,8 @@ async def forward(request: web.Request, upstream: KubeClient, path_qs: str, user
                                     body) as answer:
             headers = [(k, v) for k, v in answer.headers.items()
                        if k.lower() not in _DROPPED_RESPONSE]
+            if answer.status < 300:
+                headers += [("Warning", warning) for warning in warnings]
             if _whole(request, answer):  # one write instead of a chunked stream's three
                 whole = web.Response(status=answer.status, reason=answer.reason,
                                      body=await answer.read())
