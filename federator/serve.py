@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 from aiohttp import web
@@ -20,7 +20,7 @@ from federator.clusters.registry import ProbeSettings, Registry
 from federator.config import DnsConfig, GatewayConfig, Rfc2136Config, Settings
 from federator.controllers.dns import DnsController
 from federator.controllers.events import EventFederator, EventSettings
-from federator.controllers.propagation import PropagationSettings, Propagator
+from federator.controllers.propagation import Key, PropagationSettings, Propagator
 from federator.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
 from federator.dns.server import DnsServer
 from federator.dns.zone import SoaFields
@@ -81,7 +81,9 @@ class GatewayError(Exception):
 
 
 async def start_gateway(config: GatewayConfig, plane: KubeClient, registry: Registry,
-                        dns_records: Callable[[], list[RecordSet]]) -> web.AppRunner:
+                        dns_records: Callable[[], list[RecordSet]],
+                        learned_capacity: Callable[[Key], Mapping[str, int]]
+                        ) -> web.AppRunner:
     try:
         tokens = read_tokens(config.token_file) if config.token_file else {}
     except TokenFileError as exc:
@@ -95,7 +97,7 @@ async def start_gateway(config: GatewayConfig, plane: KubeClient, registry: Regi
                            f"(has `federator init` run?): {exc}") from exc
     context = serving_context(ca_cert, ca_key, config.hostnames, config.client_ca_file)
     gateway = Gateway(plane, registry, tokens, dns_records,
-                      member_timeout=config.member_timeout)
+                      member_timeout=config.member_timeout, learned_capacity=learned_capacity)
     # A client that goes away cancels its handler (and so its watch upstream); on shutdown,
     # open watches get a moment, then they are cut (clients watch again elsewhere).
     runner = web.AppRunner(gateway.app(), access_log=None, handler_cancellation=True,
@@ -253,13 +255,15 @@ async def serve(settings: Settings) -> int:
                         may_write=lambda: elector is None or elector.leading)
     recorder = EventRecorder(plane, settings.identity)
     dns = DnsService(lambda: elector is None or elector.leading)
+    leading: Propagator | None = None  # while this replica leads: what /plan asks
     runners = [web.AppRunner(health_app(plane, elector), access_log=None)]
     await runners[0].setup()
     await web.TCPSite(runners[0], settings.http.address, settings.http.port).start()
     if settings.gateway.enabled:
         try:
-            runners.append(await start_gateway(settings.gateway, plane, registry,
-                                               lambda: dns.records))
+            runners.append(await start_gateway(
+                settings.gateway, plane, registry, lambda: dns.records,
+                lambda key: leading.learned(key) if leading else {}))
         except (GatewayError, KubeError, OSError) as exc:
             log.error("gateway not started", error=str(exc))
             for runner in runners:
@@ -271,9 +275,11 @@ async def serve(settings: Settings) -> int:
                       if settings.gateway.enabled else None),
              plane=plane.server, leader_election=election.enabled)
     async def lead() -> None:
+        nonlocal leading
         federation = await federation_of(plane)
         propagator = Propagator(plane, registry, federation.name, recorder,
                                 PropagationSettings(**settings.propagation.model_dump()))
+        leading = propagator
         work = [propagator.run()]
         if settings.events.enabled:
             work.append(EventFederator(
@@ -281,7 +287,10 @@ async def serve(settings: Settings) -> int:
                 EventSettings(**settings.events.model_dump(exclude={"enabled"}))).run())
         if settings.dns.enabled and settings.dns.rfc2136.enabled:
             work.append(keep_zone(settings.dns.rfc2136, federation, dns, plane, recorder))
-        await _together(*work)
+        try:
+            await _together(*work)
+        finally:
+            leading = None
 
     async def everything() -> None:  # registry and DNS on every replica; the rest leads
         await _together(registry.run(), dns.run(settings.dns, plane, registry, recorder),

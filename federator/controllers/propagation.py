@@ -17,8 +17,9 @@ import structlog
 
 from federator.clusters.registry import Member, Registry
 from federator.domain import policy as policy_rules
-from federator.domain import preferences, propagation
+from federator.domain import propagation
 from federator.domain.capacity import overflow
+from federator.domain.decision import Cluster, decide
 from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
 from federator.domain.objects import contains, difference
 from federator.domain.overrides import PatchError, apply_patch
@@ -34,7 +35,6 @@ from federator.domain.propagation import (
     managed_by,
     member_copy,
 )
-from federator.domain.spreading import spread
 from federator.domain.status import MemberState, aggregate
 from federator.kube.client import KubeClient, KubeError, Object
 from federator.kube.events import EventRecorder
@@ -373,13 +373,16 @@ class Propagator:
             return None  # nothing it depends on changed since it was last made right
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
+        clusters = {n: Cluster(labels, self._writable(n)) for n, labels in joined.items()}
         policy = policy_rules.governing(self.policies.objects.values(), obj)
         try:
-            if policy is not None:
-                policy_rules.check(policy, joined)
-            targets = self._targets(obj, policy, joined)
-            ready = [c for c in targets if self._writable(c)]
-            replicas = self._replicas(key, obj, policy, ready, joined)
+            writable = [n for n, cluster in clusters.items() if cluster.ready]
+            workload = kind in WORKLOADS
+            decision = decide(obj, policy, clusters,
+                              capacity=self._capacity(key, obj, writable) if workload else None,
+                              current=self._current(key, writable) if workload else None)
+            targets, replicas = decision.targets, decision.replicas
+            ready = [c for c in targets if clusters[c].ready]
         except (PlacementError, PreferencesError) as exc:
             await self._invalid(key, obj, str(exc))
             return None
@@ -489,38 +492,20 @@ class Propagator:
                            copy["metadata"].get("resourceVersion") if copy else None))
         return (obj["metadata"].get("resourceVersion"), self.epoch, tuple(copies))
 
-    @staticmethod
-    def _targets(obj: Object, policy: Object | None, joined: dict[str, Any]) -> list[str]:
-        """Where an object goes: its own annotations, else its policy, else everywhere."""
-        annotations = obj["metadata"].get("annotations") or {}
-        own = {propagation.CLUSTERS_ANNOTATION, propagation.CLUSTER_SELECTOR_ANNOTATION}
-        if policy is not None and not own & set(annotations):
-            return policy_rules.placement(policy, joined)
-        return propagation.placement(obj, joined)
+    def learned(self, key: Key) -> dict[str, int]:
+        """What overflow has taught of members' room for a workload, while it holds."""
+        now = asyncio.get_running_loop().time()
+        return {cluster: limit for (cluster, learned_key), (limit, until)
+                in self.capacity.items() if learned_key == key and until > now}
 
-    def _replicas(self, key: Key, obj: Object, policy: Object | None, ready: list[str],
-                  joined: dict[str, Any]) -> dict[str, int] | None:
-        """Replicas per writable target of a workload (None for other kinds)."""
-        if obj["kind"] not in WORKLOADS:
-            return None
-        prefs = (preferences.of_object(obj)
-                 or (policy_rules.replica_preferences(policy) if policy else None)
-                 or preferences.EQUAL)
-        unknown = sorted(prefs.named_clusters() - set(joined))
-        if unknown:
-            raise PreferencesError(f"preferences name clusters that are not joined: "
-                                   f"{', '.join(unknown)}")
-        total = int((obj.get("spec") or {}).get("replicas", 1))
-        current = None
-        if not prefs.rebalance:
-            current = {}
-            for cluster in ready:
-                copy = self.members[cluster].copy(*key)
-                if copy is not None:
-                    current[cluster] = int((copy.get("spec") or {}).get("replicas") or 0)
-        capacity = self._capacity(key, obj, ready)
-        plan = spread(total, prefs.for_clusters(ready), capacity=capacity, current=current)
-        return {c: plan.replicas.get(c, 0) for c in ready}
+    def _current(self, key: Key, writable: list[str]) -> dict[str, int]:
+        """Replicas each writable member's copy of a workload asks for now."""
+        current = {}
+        for cluster in writable:
+            copy = self.members[cluster].copy(*key)
+            if copy is not None:
+                current[cluster] = int((copy.get("spec") or {}).get("replicas") or 0)
+        return current
 
     def _capacity(self, key: Key, obj: Object, ready: list[str]) -> dict[str, int]:
         """What each member can run of a workload, as far as overflow has shown."""

@@ -10,7 +10,7 @@ naming the field, 403, 404, 409, 503; never a traceback."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import structlog
@@ -21,12 +21,14 @@ from pydantic import BaseModel, ValidationError
 from federator.clusters import join as joining
 from federator.clusters.plane import read_federation
 from federator.clusters.registry import Registry
+from federator.domain import policy as policy_rules
 from federator.domain import preferences, propagation
+from federator.domain.decision import Cluster, decide
 from federator.domain.dns import RecordSet
 from federator.domain.naming import CLUSTER_LABEL, FEDERATION_NAMESPACE
 from federator.domain.preferences import PreferencesError
 from federator.domain.propagation import CLUSTER_STATUS, PlacementError
-from federator.domain.spreading import MAX_REPLICAS, explain, spread
+from federator.domain.spreading import MAX_REPLICAS
 from federator.gateway import api_models as models
 from federator.gateway.auth import USER, User
 from federator.gateway.openapi import document
@@ -40,6 +42,7 @@ log = structlog.get_logger(__name__)
 PREFIX = "/federator/v1"
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+POLICIES = KINDS[("federator.io/v1alpha1", "FederationPolicy")]
 WORKLOAD_RESOURCES = {"deployments": KINDS[("apps/v1", "Deployment")],
                       "replicasets": KINDS[("apps/v1", "ReplicaSet")]}
 
@@ -114,6 +117,22 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json(status, 500)
 
 
+def _object_problem(obj: Object) -> tuple[str, str] | None:
+    """What in a planned object's metadata and spec is not of the shape Kubernetes gives
+    them: (field, message), or None."""
+    meta, spec = obj.get("metadata", {}), obj.get("spec", {})
+    if not isinstance(meta, dict) or not isinstance(spec, dict):
+        return "object", "metadata and spec are objects"
+    for field in ("name", "namespace"):
+        if not isinstance(meta.get(field, ""), str):
+            return f"object.metadata.{field}", "a string"
+    for field in ("labels", "annotations"):
+        found = meta.get(field) or {}
+        if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+            return f"object.metadata.{field}", "a map of strings to strings"
+    return None
+
+
 def _cluster_info(cluster: Object) -> models.ClusterInfo:
     meta, spec = cluster["metadata"], cluster.get("spec") or {}
     status = cluster.get("status") or {}
@@ -168,12 +187,19 @@ def _federated_event(event: Object) -> models.FederatedEvent:
         lastTimestamp=event.get("lastTimestamp"))
 
 
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
 class Api:
     def __init__(self, plane: KubeClient, registry: Registry,
-                 dns_records: Callable[[], list[RecordSet]] = list) -> None:
+                 dns_records: Callable[[], list[RecordSet]] = list,
+                 learned_capacity: Callable[[Key], Mapping[str, int]] = lambda _: {}) -> None:
         self.plane = plane
         self.registry = registry
         self.dns_records = dns_records
+        # What the leader's propagation learned of members' room for a workload (a standby
+        # replica has learned nothing).
+        self.learned_capacity = learned_capacity
 
     def app(self) -> web.Application:
         """The API as a sub-application, mounted at PREFIX."""
@@ -312,51 +338,52 @@ class Api:
         are joined and Ready)."""
         await self._may(request, "list", CLUSTERS)
         body = await _body(request, models.PlanRequest)
-        joined = {n: m.cluster["metadata"].get("labels") or {}
-                  for n, m in self.registry.members.items()}
+        clusters = {n: Cluster(m.cluster["metadata"].get("labels") or {},
+                               m.ready and m.client is not None)
+                    for n, m in self.registry.members.items()}
         obj = body.object
+        governing = capacity = None
         if obj is not None:
             if obj.get("kind") not in preferences.ANNOTATION_OF_KIND:
                 raise _invalid("object.kind", "plan a Deployment or a ReplicaSet")
+            if problem := _object_problem(obj):
+                raise _invalid(*problem)
             replicas = (obj.get("spec") or {}).get("replicas", 1)
             if (not isinstance(replicas, int) or isinstance(replicas, bool)
                     or not 0 <= replicas <= MAX_REPLICAS):
                 raise _invalid("object.spec.replicas",
                                f"a whole number from 0 to {MAX_REPLICAS} (int32)")
-            total = replicas
-            try:
-                prefs = preferences.of_object(obj) or preferences.EQUAL
-                targets = propagation.placement(obj, joined)
-            except (PreferencesError, PlacementError) as exc:
-                raise _invalid("object.metadata.annotations", str(exc)) from exc
+            meta = obj.get("metadata") or {}
+            namespace = meta.get("namespace") or "default"
+            obj = {**obj, "metadata": {**meta, "namespace": namespace}}
+            # The policy that governs it in the plane, read as the caller (who may not read
+            # it gets 403 naming it), and what the leader learned of members' capacity.
+            found = await self._plane_get(request, path(POLICIES, namespace=namespace))
+            governing = policy_rules.governing(found.get("items") or [], obj)
+            capacity = self.learned_capacity((str(obj["kind"]), namespace,
+                                              str(meta.get("name") or "")))
         else:
             total = body.replicas or 0
-            prefs = (preferences.from_data(body.preferences.model_dump(by_alias=True),
-                                           "preferences")
-                     if body.preferences else preferences.EQUAL)
-            targets = sorted(joined)
-        unknown = sorted(prefs.named_clusters() - set(joined))
-        if unknown:
-            raise _invalid("preferences.clusters", f"not joined: {', '.join(unknown)}")
-        ready = [c for c in targets if self.registry.members[c].ready]
-        chosen = prefs.for_clusters(ready)
-        current = None if prefs.rebalance or body.current is None else body.current
-        result = spread(total, chosen, current=current)
-        reasons = explain(total, chosen, result, current=current)
-        shares = []
-        for cluster in sorted(joined):
-            if cluster not in targets:
-                reason = "not selected by the object's placement annotations"
-            elif cluster not in ready:
-                reason = "not Ready: its share goes to the others"
-            elif cluster not in chosen:
-                reason = 'not named in the preferences, which have no "*" entry'
-            else:
-                reason = reasons[cluster]
-            shares.append(models.Share(cluster=cluster, reason=reason,
-                                       replicas=result.replicas.get(cluster, 0)))
-        return _json(models.PlanResult(replicas=total, unplaced=result.unplaced,
-                                       clusters=shares))
+            prefs = (body.preferences.model_dump(by_alias=True) if body.preferences
+                     else {"rebalance": True, "clusters": {"*": {}}})
+            obj = {"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "plan", "annotations": {
+                       preferences.DEPLOYMENT_PREFERENCES: json.dumps(prefs)}},
+                   "spec": {"replicas": total}}
+        try:
+            decision = decide(obj, governing, clusters, capacity=capacity,
+                              current=body.current)
+        except PreferencesError as exc:
+            raise _invalid("object.metadata.annotations" if body.object is not None
+                           else "preferences.clusters", str(exc)) from exc
+        except PlacementError as exc:
+            raise _invalid("object.metadata.annotations", str(exc)) from exc
+        replicas_of = decision.replicas or {}
+        shares = [models.Share(cluster=cluster, reason=decision.reasons[cluster],
+                               replicas=replicas_of.get(cluster, 0))
+                  for cluster in sorted(clusters)]
+        return _json(models.PlanResult(replicas=int((obj.get("spec") or {}).get("replicas", 1)),
+                                       unplaced=decision.unplaced, clusters=shares))
 
     # events ------------------------------------------------------------------------------
     @staticmethod

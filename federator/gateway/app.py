@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import yarl
 from aiohttp import web
 
 from federator.clusters.registry import Member, Registry
-from federator.domain import fanout
+from federator.domain import fanout, kinds
 from federator.domain.dns import RecordSet
 from federator.gateway import api, paths
 from federator.gateway.auth import USER, User, user_of_certificate, user_of_token
@@ -53,8 +53,11 @@ async def _as_status(request: web.Request,
 class Gateway:
     def __init__(self, plane: KubeClient, registry: Registry, tokens: dict[str, User],
                  dns_records: Callable[[], list[RecordSet]] = list, *,
-                 member_timeout: float = 5.0) -> None:
+                 member_timeout: float = 5.0,
+                 learned_capacity: Callable[[api.Key], Mapping[str, int]] = lambda _: {}
+                 ) -> None:
         self.plane = plane
+        self.learned_capacity = learned_capacity
         self.dns_records = dns_records
         self.registry = registry
         self.tokens = tokens
@@ -63,7 +66,8 @@ class Gateway:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_as_status, self._authenticate],
                               client_max_size=MAX_BODY)
-        app.add_subapp(api.PREFIX, api.Api(self.plane, self.registry, self.dns_records).app())
+        app.add_subapp(api.PREFIX, api.Api(self.plane, self.registry, self.dns_records,
+                                             self.learned_capacity).app())
         app.router.add_route("*", "/{tail:.*}", self._pass)
         return app
 
@@ -91,7 +95,9 @@ class Gateway:
         user: User = request[USER]
         if fanout.fans_out(request.method, target.path):
             return await self._fan_out(request, user)
-        return await forward(request, self.plane, target.path_qs, user, "the plane")
+        why = kinds.not_propagated(request.method, target.path)
+        return await forward(request, self.plane, target.path_qs, user, "the plane",
+                             [f'299 - "{why}"'] if why else [])
 
     async def _member(self, request: web.Request, at: paths.MemberTarget
                       ) -> web.StreamResponse:

@@ -313,7 +313,17 @@ spec:
 """
 
 
-def test_a_policy_places_spreads_and_overrides(serving: Serve, federation: Path) -> None:
+def planned(gateway: Path, namespace: str, name: str) -> dict[str, tuple[int, str]]:
+    """What POST /federator/v1/plan says of a plane Deployment as it stands: replicas and
+    reason per cluster."""
+    obj = get_json(gateway, "federation", "-n", namespace, "deployment", name)
+    plan = json.loads(kubectl(gateway, "federation", "create", "--raw", "/federator/v1/plan",
+                              "-f", "-", stdin=json.dumps({"object": obj})).stdout)
+    return {s["cluster"]: (s["replicas"], s["reason"]) for s in plan["clusters"]}
+
+
+def test_a_policy_places_spreads_and_overrides(serving: Serve, federation: Path,
+                                               gateway: Path) -> None:
     kubectl(federation, "federation", "create", "namespace", "team-a")
     apply(federation, POLICY.format(name="team-a", namespace="team-a", team="a",
                                     clusters="[member-1, member-2]"))
@@ -334,6 +344,10 @@ def test_a_policy_places_spreads_and_overrides(serving: Serve, federation: Path)
     assert copies["member-2"]["metadata"]["labels"]["region"] == "west"
     assert copies["member-1"]["spec"]["template"]["spec"]["containers"][0]["image"] == \
         "registry.k8s.io/pause:3.10"
+    # /plan decides as the controller did: the policy's placement and scheduling.
+    plan = planned(gateway, "team-a", "api")
+    assert {m: plan[m][0] for m in MEMBERS} == {"member-1": 3, "member-2": 1, "member-3": 0}
+    assert plan["member-3"][1] == "not selected by FederationPolicy team-a"
 
 
 def test_a_policy_naming_an_unknown_cluster(serving: Serve, federation: Path) -> None:
@@ -365,7 +379,7 @@ def set_pod_room(kubeconfig: Path, member: str, extra: int | None) -> None:
                     "allocatable": {"pods": room}, "capacity": {"pods": room}}}))
 
 
-def test_overflow_lands_elsewhere(serving: Serve, federation: Path) -> None:
+def test_overflow_lands_elsewhere(serving: Serve, federation: Path, gateway: Path) -> None:
     set_pod_room(federation, "member-3", 1)  # two nodes: room for 2 more pods
     try:
         prefs = '{"rebalance": true, "clusters": {"member-3": {"weight": 2}, "*": {"weight": 1}}}'
@@ -382,6 +396,11 @@ def test_overflow_lands_elsewhere(serving: Serve, federation: Path) -> None:
         scheduled = [e["message"] for e in events(federation, "overflow", "Scheduled")]
         assert any("member-3=4" in m for m in scheduled)
         assert "member-1=3, member-2=3, member-3=2" in scheduled[-1]
+        # /plan knows what the leader learned: member-3 is full at 2.
+        plan = planned(gateway, "default", "overflow")
+        assert plan["member-3"] == (2, "full: it has room for 2")
+        assert {m: plan[m][0] for m in MEMBERS} == dict(zip(MEMBERS, copy_replicas(
+            federation, "deployment", "overflow"), strict=True))
     finally:
         set_pod_room(federation, "member-3", None)
         # Another replica would not know member-3 is full for it, and offer it 4 again.
