@@ -25,8 +25,8 @@ ORPHAN_FINALIZER = "orphan"
 
 # (apiVersion, kind), in the order a member needs them: namespaces before what is in them.
 FEDERATED = (("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
-             ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"))
-WORKLOADS = frozenset({"Deployment", "ReplicaSet"})
+             ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet"))
+WORKLOADS = frozenset({"Deployment", "ReplicaSet", "StatefulSet"})  # replicas spread
 _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
                     "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
                     "finalizers", "ownerReferences", "selfLink", "generateName")

@@ -1,6 +1,8 @@
-"""The status of a federated Deployment or ReplicaSet: the sum over its members, with an
-observedGeneration that advances only when every targeted member has observed the plane's
-current spec (so `kubectl rollout status` waits for all of them)."""
+"""The status of a federated Deployment, ReplicaSet or StatefulSet: the sum over its members,
+with an observedGeneration that advances only when every targeted member has observed the
+plane's current spec (so `kubectl rollout status` waits for all of them). A StatefulSet's
+revisions are its members' when they agree: `rollout status` is complete once every member
+runs its update revision."""
 
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ SUMMED = {
     "Deployment": ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
                    "unavailableReplicas"),
     "ReplicaSet": ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
+    "StatefulSet": ("replicas", "readyReplicas", "currentReplicas", "updatedReplicas",
+                    "availableReplicas"),
 }
+ROLLING = "rolling update in progress"  # currentRevision while members' revisions differ
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,18 @@ def _conditions(kind: str, states: dict[str, MemberState]) -> list[dict[str, Any
     return result
 
 
+def _revisions(states: dict[str, MemberState]) -> dict[str, str]:
+    """updateRevision: the members' own when they agree (the same template gives the same
+    revision name everywhere); currentRevision the same once every member runs it."""
+    reported = [((s.copy or {}).get("status") or {}) for s in states.values()]
+    updates = {r.get("updateRevision") for r in reported}
+    if not reported or len(updates) != 1 or None in updates:
+        return {}
+    update = str(updates.pop())
+    done = all(r.get("currentRevision") == update for r in reported)
+    return {"updateRevision": update, "currentRevision": update if done else ROLLING}
+
+
 def aggregate(plane: dict[str, Any], states: dict[str, MemberState]
               ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(status for the plane object, per-cluster breakdown for its annotation)."""
@@ -80,6 +97,8 @@ def aggregate(plane: dict[str, Any], states: dict[str, MemberState]
         status["observedGeneration"] = generation
     elif previous is not None:
         status["observedGeneration"] = previous
+    if kind == "StatefulSet":
+        status.update(_revisions(states))
     conditions = _conditions(kind, states)
     if conditions:
         status["conditions"] = conditions

@@ -24,7 +24,7 @@ from federator.clusters.registry import Registry
 from federator.domain import policy as policy_rules
 from federator.domain import preferences, propagation
 from federator.domain.decision import Cluster, decide
-from federator.domain.dns import RecordSet
+from federator.domain.dns import RecordSet, label_problem
 from federator.domain.naming import CLUSTER_LABEL, FEDERATION_NAMESPACE
 from federator.domain.preferences import PreferencesError
 from federator.domain.propagation import CLUSTER_STATUS, PlacementError
@@ -126,6 +126,8 @@ def _object_problem(obj: Object) -> tuple[str, str] | None:
     for field in ("name", "namespace"):
         if not isinstance(meta.get(field, ""), str):
             return f"object.metadata.{field}", "a string"
+    if meta.get("namespace") and (problem := label_problem(meta["namespace"], "namespace")):
+        return "object.metadata.namespace", problem
     for field in ("labels", "annotations"):
         found = meta.get(field) or {}
         if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):

@@ -666,3 +666,39 @@ def test_a_full_member_is_offered_its_share_again_after_capacity_ttl(
         kubectl(federation, "federation", "delete", "deployment", "refilled", check=False)
         assert alone.stop() == 0
         serving.restart()
+
+
+STATEFULSET = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ledger}
+spec:
+  replicas: 6
+  serviceName: ledger
+  selector: {matchLabels: {app: ledger}}
+  template:
+    metadata: {labels: {app: ledger}}
+    spec: {containers: [{name: app, image: registry.k8s.io/pause:3.10}]}
+"""
+
+
+def test_a_statefulset_is_spread_and_rolls_out(serving: Serve, federation: Path,
+                                               gateway: Path) -> None:
+    """A StatefulSet of 6 over three members runs 2, 2 and 2; its plane status sums theirs,
+    so `kubectl rollout status` in the federation context ends once every member is done,
+    and `get` shows 6/6."""
+    kubectl(gateway, "federation", "apply", "-f", "-", stdin=STATEFULSET)
+    try:
+        done = kubectl(gateway, "federation", "rollout", "status", "statefulset/ledger",
+                       "--timeout=180s")
+        assert "statefulset rolling update complete 6 pods" in done.stdout, done.stdout
+        assert copy_replicas(federation, "statefulset", "ledger") == [2, 2, 2]
+        assert [running_pods(federation, m, "ledger") for m in MEMBERS] == [2, 2, 2]
+        ready = kubectl(gateway, "federation", "get", "statefulset", "ledger",
+                        "-o", "jsonpath={.status.readyReplicas}/{.spec.replicas}").stdout
+        assert ready == "6/6"
+    finally:
+        kubectl(gateway, "federation", "delete", "statefulset", "ledger")
+    for member in MEMBERS:
+        eventually(lambda m=member: copy_of(federation, m, "statefulset", "ledger") is None,
+                   f"ledger gone from {member}")

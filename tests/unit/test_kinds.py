@@ -23,9 +23,10 @@ def test_propagated_are_the_federated_kinds() -> None:
     ("PATCH", "/api/v1/namespaces/default/services/web"),
     ("POST", "/api/v1/namespaces"),
     ("PUT", "/api/v1/namespaces/shop"),
-    ("GET", "/apis/apps/v1/namespaces/shop/statefulsets"),  # a read
-    ("DELETE", "/apis/apps/v1/namespaces/shop/statefulsets/db"),
-    ("PATCH", "/apis/apps/v1/namespaces/shop/statefulsets/db/status"),  # a subresource
+    ("POST", "/apis/apps/v1/namespaces/shop/statefulsets"),
+    ("GET", "/apis/apps/v1/namespaces/shop/daemonsets"),  # a read
+    ("DELETE", "/apis/apps/v1/namespaces/shop/daemonsets/db"),
+    ("PATCH", "/apis/apps/v1/namespaces/shop/daemonsets/db/status"),  # a subresource
     ("PUT", "/api/v1/namespaces/shop/finalize"),
     ("POST", "/apis/federator.io/v1alpha1/namespaces/shop/federationpolicies"),
     ("POST", "/version"), ("POST", "/apis/authorization.k8s.io"),
@@ -35,8 +36,8 @@ def test_what_passes_without_a_word(method: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "said"), [
-    ("POST", "/apis/apps/v1/namespaces/shop/statefulsets",
-     "federator does not propagate statefulsets.apps yet"),
+    ("POST", "/apis/apps/v1/namespaces/shop/daemonsets",
+     "federator does not propagate daemonsets.apps yet"),
     ("PUT", "/apis/batch/v1/namespaces/shop/jobs/nightly",
      "federator does not propagate jobs.batch yet"),
     ("POST", "/api/v1/namespaces/shop/serviceaccounts",

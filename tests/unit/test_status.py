@@ -49,3 +49,32 @@ def test_conditions_name_the_clusters_that_lag() -> None:
     assert available["status"] == "False"
     assert available["message"] == "a: MinimumReplicasAvailable; b: not reported"
     assert breakdown["b"] == {"desired": 1, "replicas": 0, "ready": 0, "error": "boom"}
+
+
+STATEFUL = {"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 4}}
+
+
+def stateful_copy(ready: int, current: str, update: str) -> dict[str, Any]:
+    return {"metadata": {"generation": 3, "annotations": {SPEC_HASH: spec_hash(STATEFUL)}},
+            "status": {"observedGeneration": 3, "replicas": ready, "readyReplicas": ready,
+                       "currentReplicas": ready, "updatedReplicas": ready,
+                       "availableReplicas": ready, "currentRevision": current,
+                       "updateRevision": update}}
+
+
+def test_a_statefulset_sums_and_reports_revisions_as_its_members_agree() -> None:
+    done = {"a": MemberState(2, stateful_copy(2, "db-7f", "db-7f")),
+            "b": MemberState(2, stateful_copy(2, "db-7f", "db-7f"))}
+    status, _ = aggregate(STATEFUL, done)
+    assert (status["readyReplicas"], status["currentReplicas"], status["observedGeneration"]
+            ) == (4, 4, 1)
+    assert (status["currentRevision"], status["updateRevision"]) == ("db-7f", "db-7f")
+    # One member still rolling: the plane's revisions differ, so rollout status waits.
+    rolling = {**done, "b": MemberState(2, stateful_copy(2, "db-6c", "db-7f"))}
+    status, _ = aggregate(STATEFUL, rolling)
+    assert status["updateRevision"] == "db-7f"
+    assert status["currentRevision"] != status["updateRevision"]
+    # Members that disagree on the update revision (or report none yet): none is claimed.
+    for other in (stateful_copy(2, "db-9a", "db-9a"), None):
+        status, _ = aggregate(STATEFUL, {**done, "b": MemberState(2, other)})
+        assert "updateRevision" not in status and "currentRevision" not in status
