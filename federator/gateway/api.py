@@ -346,8 +346,8 @@ class Api:
         obj = body.object
         governing = capacity = None
         if obj is not None:
-            if obj.get("kind") not in preferences.ANNOTATION_OF_KIND:
-                raise _invalid("object.kind", "plan a Deployment or a ReplicaSet")
+            if obj.get("kind") not in propagation.WORKLOADS:
+                raise _invalid("object.kind", "plan a Deployment, ReplicaSet or StatefulSet")
             if problem := _object_problem(obj):
                 raise _invalid(*problem)
             replicas = (obj.get("spec") or {}).get("replicas", 1)

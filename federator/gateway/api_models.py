@@ -141,7 +141,8 @@ class PlanRequest(_Model):
     replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
     preferences: PreferencesModel | None = None
     object: dict[str, Any] | None = Field(
-        default=None, description="a Deployment or ReplicaSet, as kubectl would send it")
+        default=None,
+        description="a Deployment, ReplicaSet or StatefulSet, as kubectl would send it")
     current: dict[str, Annotated[int, Field(ge=0, le=MAX_REPLICAS)]] | None = Field(
         default=None, description="replicas running now per cluster (kept if rebalance is off)")
 
