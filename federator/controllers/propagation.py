@@ -30,6 +30,7 @@ from federator.domain.propagation import (
     FEDERATED,
     FINALIZER,
     ORPHAN_FINALIZER,
+    STATUS_KINDS,
     WORKLOADS,
     PlacementError,
     managed_by,
@@ -369,7 +370,7 @@ class Propagator:
     async def _propagate(self, key: Key, obj: Object,
                          finalizing: asyncio.Future[Object | None] | None) -> float | None:
         kind = key[0]
-        if kind not in WORKLOADS and self.settled.get(key) == self._signature(key, obj):
+        if kind not in STATUS_KINDS and self.settled.get(key) == self._signature(key, obj):
             return None  # nothing it depends on changed since it was last made right
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
@@ -411,7 +412,7 @@ class Propagator:
             if patched is None:
                 return None  # changed or gone meanwhile: its watch event brings it back
             obj = patched
-        if kind not in WORKLOADS and not errors and not waiting:
+        if kind not in STATUS_KINDS and not errors and not waiting:
             self.settled[key] = self._signature(key, obj)
         delays = [d for d in (5.0 if errors else None, self.recheck.get(key)) if d is not None]
         return min(delays) if delays else None
@@ -650,8 +651,8 @@ class Propagator:
                 await self.recorder.record(obj, "Warning", "PropagationFailed",
                                            f"cluster {cluster}: {error}")
         status: dict[str, Any] | None = None
-        if kind in WORKLOADS and replicas is not None:
-            states = {c: MemberState(replicas.get(c, 0), self.members[c].copy(*key),
+        if kind in STATUS_KINDS:
+            states = {c: MemberState((replicas or {}).get(c, 0), self.members[c].copy(*key),
                                      errors.get(c)) for c in ready}
             status, breakdown = aggregate(obj, states)
         else:
@@ -661,7 +662,7 @@ class Propagator:
                 breakdown[cluster] = {"error": "cluster not ready"}
         # Workloads always carry their breakdown; other kinds only while something is wrong.
         annotation: str | None = json.dumps(breakdown, sort_keys=True, separators=(",", ":"))
-        if kind not in WORKLOADS and not breakdown:
+        if kind not in STATUS_KINDS and not breakdown:
             annotation = None
         current = (obj["metadata"].get("annotations") or {}).get(CLUSTER_STATUS)
         if annotation != current and (annotation is not None or current is not None):

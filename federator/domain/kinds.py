@@ -17,7 +17,8 @@ Resource = tuple[str, str]  # (API group, "" for the core group; plural)
 
 PROPAGATED: frozenset[Resource] = frozenset({
     ("", "namespaces"), ("", "configmaps"), ("", "secrets"), ("", "services"),
-    ("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets")})
+    ("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
+    ("apps", "daemonsets")})
 
 _OWN_COPY = "each member has its own, made by its own controllers"
 CLUSTER_LOCAL: dict[Resource, str] = {
@@ -68,7 +69,7 @@ def not_propagated(method: str, path: str) -> str | None:
     if (group, plural) not in PROPAGATED:
         return (f"stored in the federation, not propagated: federator does not propagate "
                 f"{where} yet (it propagates namespaces, configmaps, secrets, services, "
-                f"deployments, replicasets and statefulsets)")
+                f"deployments, replicasets, statefulsets and daemonsets)")
     if namespace is not None and _local_namespace(namespace):
         return (f"stored in the federation, not propagated: namespace {namespace} is each "
                 f"cluster's own")

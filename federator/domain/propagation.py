@@ -25,8 +25,10 @@ ORPHAN_FINALIZER = "orphan"
 
 # (apiVersion, kind), in the order a member needs them: namespaces before what is in them.
 FEDERATED = (("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
-             ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet"))
+             ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet"),
+             ("apps/v1", "DaemonSet"))
 WORKLOADS = frozenset({"Deployment", "ReplicaSet", "StatefulSet"})  # replicas spread
+STATUS_KINDS = WORKLOADS | {"DaemonSet"}  # status summed from the members' copies
 _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
                     "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
                     "finalizers", "ownerReferences", "selfLink", "generateName")
@@ -130,7 +132,7 @@ def member_copy(obj: Mapping[str, Any], *, federation: str,
     annotations = {k: v for k, v in (new_meta.get("annotations") or {}).items()
                    if k not in _DROPPED_ANNOTATIONS}
     annotations[PLANE_UID] = str(meta.get("uid", ""))
-    if obj.get("kind") in WORKLOADS:
+    if obj.get("kind") in STATUS_KINDS:
         annotations[SPEC_HASH] = spec_hash(obj)
     new_meta["labels"] = labels
     new_meta["annotations"] = annotations

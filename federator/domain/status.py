@@ -1,6 +1,6 @@
-"""The status of a federated Deployment, ReplicaSet or StatefulSet: the sum over its members,
-with an observedGeneration that advances only when every targeted member has observed the
-plane's current spec (so `kubectl rollout status` waits for all of them). A StatefulSet's
+"""The status of a federated Deployment, ReplicaSet, StatefulSet or DaemonSet: the sum over its
+members, with an observedGeneration that advances only when every targeted member has observed
+the plane's current spec (so `kubectl rollout status` waits for all of them). A StatefulSet's
 revisions are its members' when they agree: `rollout status` is complete once every member
 runs its update revision."""
 
@@ -17,7 +17,12 @@ SUMMED = {
     "ReplicaSet": ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
     "StatefulSet": ("replicas", "readyReplicas", "currentReplicas", "updatedReplicas",
                     "availableReplicas"),
+    "DaemonSet": ("desiredNumberScheduled", "currentNumberScheduled", "updatedNumberScheduled",
+                  "numberReady", "numberAvailable", "numberUnavailable", "numberMisscheduled"),
 }
+# The breakdown's (desired, replicas, ready) in a member's status, for kinds that are not
+# spread (a DaemonSet's desired count is its member's, one pod per node).
+BREAKDOWN = {"DaemonSet": ("desiredNumberScheduled", "currentNumberScheduled", "numberReady")}
 ROLLING = "rolling update in progress"  # currentRevision while members' revisions differ
 
 
@@ -105,9 +110,14 @@ def aggregate(plane: dict[str, Any], states: dict[str, MemberState]
     breakdown = {}
     for cluster, state in sorted(states.items()):
         member_status = (state.copy or {}).get("status") or {}
-        entry: dict[str, Any] = {"desired": state.desired,
-                                 "replicas": int(member_status.get("replicas") or 0),
-                                 "ready": int(member_status.get("readyReplicas") or 0)}
+        if kind in BREAKDOWN:
+            desired, replicas, ready = (int(member_status.get(field) or 0)
+                                        for field in BREAKDOWN[kind])
+        else:
+            desired = state.desired
+            replicas = int(member_status.get("replicas") or 0)
+            ready = int(member_status.get("readyReplicas") or 0)
+        entry: dict[str, Any] = {"desired": desired, "replicas": replicas, "ready": ready}
         if state.error:
             entry["error"] = state.error
         breakdown[cluster] = entry

@@ -26,6 +26,7 @@ KINDS: dict[tuple[str, str], Resource] = {
     ("apps/v1", "Deployment"): Resource("apps", "v1", "deployments", True),
     ("apps/v1", "ReplicaSet"): Resource("apps", "v1", "replicasets", True),
     ("apps/v1", "StatefulSet"): Resource("apps", "v1", "statefulsets", True),
+    ("apps/v1", "DaemonSet"): Resource("apps", "v1", "daemonsets", True),
     ("rbac.authorization.k8s.io/v1", "ClusterRole"):
         Resource("rbac.authorization.k8s.io", "v1", "clusterroles", False),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"):

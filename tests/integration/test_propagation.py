@@ -702,3 +702,23 @@ def test_a_statefulset_is_spread_and_rolls_out(serving: Serve, federation: Path,
     for member in MEMBERS:
         eventually(lambda m=member: copy_of(federation, m, "statefulset", "ledger") is None,
                    f"ledger gone from {member}")
+
+
+def test_a_daemonset_runs_on_every_node_of_every_member(serving: Serve, federation: Path,
+                                                        gateway: Path) -> None:
+    """A DaemonSet is copied whole (nothing to spread: one pod per node); its plane status
+    sums the members' counters, so the federation's `rollout status` and READY count every
+    node of every member."""
+    daemonset = STATEFULSET.replace("kind: StatefulSet", "kind: DaemonSet").replace(
+        "  replicas: 6\n  serviceName: ledger\n", "").replace("ledger", "agent")
+    kubectl(gateway, "federation", "apply", "-f", "-", stdin=daemonset)
+    try:
+        nodes = [len(get_json(federation, m, "nodes")["items"]) for m in MEMBERS]
+        done = kubectl(gateway, "federation", "rollout", "status", "daemonset/agent",
+                       "--timeout=180s")
+        assert "successfully rolled out" in done.stdout, done.stdout
+        status = get_json(gateway, "federation", "daemonset", "agent")["status"]
+        assert status["desiredNumberScheduled"] == status["numberReady"] == sum(nodes)
+        assert [running_pods(federation, m, "agent") for m in MEMBERS] == nodes
+    finally:
+        kubectl(gateway, "federation", "delete", "daemonset", "agent")

@@ -24,9 +24,9 @@ def test_propagated_are_the_federated_kinds() -> None:
     ("POST", "/api/v1/namespaces"),
     ("PUT", "/api/v1/namespaces/shop"),
     ("POST", "/apis/apps/v1/namespaces/shop/statefulsets"),
-    ("GET", "/apis/apps/v1/namespaces/shop/daemonsets"),  # a read
-    ("DELETE", "/apis/apps/v1/namespaces/shop/daemonsets/db"),
-    ("PATCH", "/apis/apps/v1/namespaces/shop/daemonsets/db/status"),  # a subresource
+    ("GET", "/apis/batch/v1/namespaces/shop/jobs"),  # a read
+    ("DELETE", "/apis/batch/v1/namespaces/shop/jobs/db"),
+    ("PATCH", "/apis/batch/v1/namespaces/shop/jobs/db/status"),  # a subresource
     ("PUT", "/api/v1/namespaces/shop/finalize"),
     ("POST", "/apis/federator.io/v1alpha1/namespaces/shop/federationpolicies"),
     ("POST", "/version"), ("POST", "/apis/authorization.k8s.io"),
@@ -36,8 +36,8 @@ def test_what_passes_without_a_word(method: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "said"), [
-    ("POST", "/apis/apps/v1/namespaces/shop/daemonsets",
-     "federator does not propagate daemonsets.apps yet"),
+    ("POST", "/apis/batch/v1/namespaces/shop/cronjobs",
+     "federator does not propagate cronjobs.batch yet"),
     ("PUT", "/apis/batch/v1/namespaces/shop/jobs/nightly",
      "federator does not propagate jobs.batch yet"),
     ("POST", "/api/v1/namespaces/shop/serviceaccounts",

@@ -78,3 +78,21 @@ def test_a_statefulset_sums_and_reports_revisions_as_its_members_agree() -> None
     for other in (stateful_copy(2, "db-9a", "db-9a"), None):
         status, _ = aggregate(STATEFUL, {**done, "b": MemberState(2, other)})
         assert "updateRevision" not in status and "currentRevision" not in status
+
+
+def test_a_daemonset_sums_its_members_counters() -> None:
+    plane = {"kind": "DaemonSet", "metadata": {"generation": 2}, "spec": {}}
+
+    def member(nodes: int, ready: int) -> dict[str, Any]:
+        return {"metadata": {"generation": 1, "annotations": {SPEC_HASH: spec_hash(plane)}},
+                "status": {"observedGeneration": 1, "desiredNumberScheduled": nodes,
+                           "currentNumberScheduled": nodes, "updatedNumberScheduled": nodes,
+                           "numberReady": ready, "numberAvailable": ready,
+                           "numberUnavailable": nodes - ready}}
+
+    status, breakdown = aggregate(plane, {"a": MemberState(0, member(2, 2)),
+                                          "b": MemberState(0, member(3, 1))})
+    assert (status["desiredNumberScheduled"], status["numberReady"],
+            status["numberUnavailable"], status["observedGeneration"]) == (5, 3, 2, 2)
+    assert breakdown == {"a": {"desired": 2, "replicas": 2, "ready": 2},
+                         "b": {"desired": 3, "replicas": 3, "ready": 1}}
