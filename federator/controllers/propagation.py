@@ -114,10 +114,14 @@ class _MemberView:
         self.client: KubeClient = member.client
         self.reflectors = {
             kind: Reflector(self.client, path(resource), on_change,
-                            label_selector=f"{MANAGED_BY}={federation}")
+                            label_selector=f"{MANAGED_BY}={federation}",
+                            forbidden_is_empty=True)
             for kind, resource in KIND_RESOURCES.items()}
-        # Every object of those kinds there, metadata only: who else owns a name.
-        self.names = {kind: Reflector(self.client, path(resource), on_name, metadata_only=True)
+        # Every object of those kinds there, metadata only: who else owns a name. A kind
+        # federator may not list there (a member joined before federator propagated it)
+        # counts as empty: its writes fail and say so, and the member's other kinds go on.
+        self.names = {kind: Reflector(self.client, path(resource), on_name, metadata_only=True,
+                                      forbidden_is_empty=True)
                       for kind, resource in KIND_RESOURCES.items()}
         self.pending = Reflector(self.client, path(KINDS[("v1", "Pod")]), on_pending,
                                  field_selector="status.phase=Pending")

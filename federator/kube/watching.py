@@ -42,8 +42,12 @@ class Reflector:
     def __init__(self, client: KubeClient, url: str, handler: Handler, *,
                  label_selector: str | None = None, field_selector: str | None = None,
                  metadata_only: bool = False, keep: bool = True,
-                 backoff_max: float = 30.0) -> None:
+                 backoff_max: float = 30.0, forbidden_is_empty: bool = False) -> None:
         self.client = client
+        # True: a list the apiserver forbids (403) counts as an empty, synced collection,
+        # listed again with backoff until it is allowed; `denied` says why meanwhile.
+        self.forbidden_is_empty = forbidden_is_empty
+        self.denied: str | None = None
         self.keep = keep  # False: hand changes on without holding the collection (a relist
         # then hands every object on again, as ADDED, and no deletion)
         self.metadata_only = metadata_only
@@ -91,6 +95,17 @@ class Reflector:
         self.synced.set()
         return str(answer["metadata"]["resourceVersion"])
 
+    async def _forbidden(self, exc: KubeError) -> None:
+        """The list is forbidden: what was known of the collection is gone (as a relist
+        would find it) and it counts as synced, empty."""
+        if self.denied is None:
+            log.warning("list forbidden: counted as empty until allowed", url=self.url,
+                        server=self.client.server, error=exc.message)
+        self.denied = exc.message
+        for key in list(self.objects):
+            await self.handler("DELETED", self.objects.pop(key))
+        self.synced.set()
+
     def _recovered(self, failing: int) -> int:
         if failing:
             log.info("watch resumed", url=self.url, server=self.client.server,
@@ -105,6 +120,7 @@ class Reflector:
             try:
                 if resource_version is None:
                     resource_version = await self._list()
+                    self.denied = None
                     failing = self._recovered(failing)
                 async for event in self.client.watch(
                         self.url, resource_version=resource_version, extra=self.selectors,
@@ -127,6 +143,8 @@ class Reflector:
                 if exc.code == 410:
                     resource_version = None  # too old: list again
                     continue
+                if exc.code == 403 and self.forbidden_is_empty and resource_version is None:
+                    await self._forbidden(exc)
                 # The first failure in a row is a warning; its repeats (a member down for a
                 # while, watched by many reflectors) only debug lines.
                 (log.warning if failing == 0 else log.debug)(

@@ -722,3 +722,35 @@ def test_a_daemonset_runs_on_every_node_of_every_member(serving: Serve, federati
         assert [running_pods(federation, m, "agent") for m in MEMBERS] == nodes
     finally:
         kubectl(gateway, "federation", "delete", "daemonset", "agent")
+
+
+def test_a_member_joined_without_rights_for_a_kind(serving: Serve, federation: Path) -> None:
+    """A member joined by an older federator, whose rights lack a kind propagated since:
+    that kind fails there and says so; everything else still reaches the member."""
+    role = get_json(federation, "member-3", "clusterrole", "federator-member")
+    rules = [{**rule, "resources": [r for r in rule["resources"] if r != "statefulsets"]}
+             for rule in role["rules"]]
+    kubectl(federation, "member-3", "patch", "clusterrole", "federator-member",
+            "--type=merge", "-p", json.dumps({"rules": rules}))
+    assert serving.stop() == 0
+    serving.restart()
+    try:
+        kubectl(federation, "federation", "apply", "-f", "-",
+                stdin=STATEFULSET.replace("ledger", "older"))
+        kubectl(federation, "federation", "create", "configmap", "older-config",
+                "--from-literal=a=1")
+        eventually(lambda: copy_of(federation, "member-3", "configmap", "older-config"),
+                   "the ConfigMap reaches member-3 all the same")
+        failed = eventually(lambda: [e for e in events(federation, "older",
+                                                       "PropagationFailed")
+                                     if "member-3" in e["message"]],
+                            "the StatefulSet's failure in member-3 reported")
+        assert "forbidden" in failed[0]["message"]
+        assert copy_of(federation, "member-1", "statefulset", "older") is not None
+    finally:
+        kubectl(federation, "member-3", "patch", "clusterrole", "federator-member",
+                "--type=merge", "-p", json.dumps({"rules": role["rules"]}))
+    eventually(lambda: copy_of(federation, "member-3", "statefulset", "older"),
+               "the StatefulSet in member-3 once it may be written", attempts=600)
+    kubectl(federation, "federation", "delete", "statefulset", "older")
+    kubectl(federation, "federation", "delete", "configmap", "older-config")
