@@ -16,10 +16,10 @@ from typing import Any
 import structlog
 
 from federator.clusters.registry import Member, Registry
+from federator.domain import dependencies, propagation
 from federator.domain import policy as policy_rules
-from federator.domain import propagation
 from federator.domain.capacity import overflow
-from federator.domain.decision import Cluster, decide
+from federator.domain.decision import Cluster, decide, targets_of
 from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
 from federator.domain.objects import contains, difference
 from federator.domain.overrides import PatchError, apply_patch
@@ -166,6 +166,10 @@ class Propagator:
         self.orphaned: set[Key] = set()
         self.applied: dict[tuple[str, Key], str] = {}  # what was last written, per member
         self.plans: dict[Key, dict[str, int]] = {}
+        # Which ConfigMaps and Secrets each workload's pods use, and the other way round:
+        # they go where their workloads go.
+        self.uses: dict[Key, frozenset[dependencies.Reference]] = {}
+        self.users: dict[Key, set[Key]] = {}
         self.reported: dict[Key, str] = {}  # the placement problem last announced
         self.errors: dict[tuple[str, Key], str] = {}  # last error announced, per member
         # Learned by overflow: replicas a member can run of a workload, until a deadline.
@@ -194,7 +198,47 @@ class Propagator:
             self.plans.pop(key, None)
             self.reported.pop(key, None)
             self.settled.pop(key, None)
+        if key[0] in STATUS_KINDS:
+            self._index_uses(key, frozenset() if kind == "DELETED"
+                             else dependencies.references(obj))
         self.queue.add(key)
+
+    def _index_uses(self, workload: Key, uses: frozenset[dependencies.Reference]) -> None:
+        """Remember what a workload uses; what it used or uses now is decided again (its
+        placement may have changed too)."""
+        before = self.uses.pop(workload, frozenset())
+        if uses:
+            self.uses[workload] = uses
+        for used_kind, name in before | uses:
+            used = (used_kind, workload[1], name)
+            users = self.users.setdefault(used, set())
+            if (used_kind, name) in uses:
+                users.add(workload)
+            else:
+                users.discard(workload)
+            if not users:
+                del self.users[used]
+            if used_kind in KIND_RESOURCES:
+                self.queue.add(used)
+
+    def _needed_by(self, obj: Object, joined: dict[str, Any]) -> dict[str, str]:
+        """Where the workloads that use a ConfigMap or Secret are placed: cluster -> the
+        first such workload (none if the object opts out)."""
+        if not dependencies.follows(obj):
+            return {}
+        found: dict[str, str] = {}
+        for user in sorted(self.users.get(_key(obj), ())):
+            workload = self.plane_views[user[0]].objects.get((user[1], user[2]))
+            if (workload is None or not propagation.propagated(workload)
+                    or workload["metadata"].get("deletionTimestamp")):
+                continue
+            policy = policy_rules.governing(self.policies.objects.values(), workload)
+            try:
+                for cluster in targets_of(workload, policy, joined):
+                    found.setdefault(cluster, f"{user[0]} {user[2]}")
+            except PlacementError:
+                continue  # the workload's own problem, reported on it
+        return found
 
     async def _on_policy(self, kind: str, policy: Object) -> None:
         """A policy changed: every object of its namespace may be governed differently."""
@@ -374,10 +418,12 @@ class Propagator:
     async def _propagate(self, key: Key, obj: Object,
                          finalizing: asyncio.Future[Object | None] | None) -> float | None:
         kind = key[0]
-        if kind not in STATUS_KINDS and self.settled.get(key) == self._signature(key, obj):
-            return None  # nothing it depends on changed since it was last made right
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
+        needed = self._needed_by(obj, joined)
+        if kind not in STATUS_KINDS and self.settled.get(key) == self._signature(key, obj,
+                                                                                 needed):
+            return None  # nothing it depends on changed since it was last made right
         clusters = {n: Cluster(labels, self._writable(n)) for n, labels in joined.items()}
         policy = policy_rules.governing(self.policies.objects.values(), obj)
         try:
@@ -385,7 +431,8 @@ class Propagator:
             workload = kind in WORKLOADS
             decision = decide(obj, policy, clusters,
                               capacity=self._capacity(key, obj, writable) if workload else None,
-                              current=self._current(key, writable) if workload else None)
+                              current=self._current(key, writable) if workload else None,
+                              needed_by=needed)
             targets, replicas = decision.targets, decision.replicas
             ready = [c for c in targets if clusters[c].ready]
         except (PlacementError, PreferencesError) as exc:
@@ -417,7 +464,7 @@ class Propagator:
                 return None  # changed or gone meanwhile: its watch event brings it back
             obj = patched
         if kind not in STATUS_KINDS and not errors and not waiting:
-            self.settled[key] = self._signature(key, obj)
+            self.settled[key] = self._signature(key, obj, needed)
         delays = [d for d in (5.0 if errors else None, self.recheck.get(key)) if d is not None]
         return min(delays) if delays else None
 
@@ -487,15 +534,17 @@ class Propagator:
                      object=key[2])
             self.queue.add(key)
 
-    def _signature(self, key: Key, obj: Object) -> tuple[Any, ...]:
+    def _signature(self, key: Key, obj: Object, needed: dict[str, str]) -> tuple[Any, ...]:
         """What reconciling a config object depends on: its version, its copies' versions,
-        which members are writable, and the epoch of clusters and policies."""
+        which members are writable, the epoch of clusters and policies, and where the
+        workloads that use it are placed."""
         copies = []
         for cluster, view in sorted(self.members.items()):
             copy = view.copy(*key)
             copies.append((cluster, self._writable(cluster),
                            copy["metadata"].get("resourceVersion") if copy else None))
-        return (obj["metadata"].get("resourceVersion"), self.epoch, tuple(copies))
+        return (obj["metadata"].get("resourceVersion"), self.epoch, tuple(copies),
+                tuple(sorted(needed)))
 
     def learned(self, key: Key) -> dict[str, int]:
         """What overflow has taught of members' room for a workload, while it holds."""

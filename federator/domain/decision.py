@@ -52,21 +52,32 @@ def _placed_by(obj: Object, policy: Object | None) -> str:
     return f"FederationPolicy {policy['metadata']['name']}"
 
 
-def decide(obj: Object, policy: Object | None, clusters: Mapping[str, Cluster], *,
-           capacity: Mapping[str, int] | None = None,
-           current: Mapping[str, int] | None = None) -> Decision:
-    """The decision for `obj` (governed by `policy`, if any) over the joined `clusters`.
-    `capacity`: replicas a cluster has shown it can run at most; `current`: replicas each
-    cluster runs now (kept when rebalance is off). PlacementError or PreferencesError when
-    the object's or the policy's settings cannot be used (the message says why)."""
-    joined = {name: cluster.labels for name, cluster in clusters.items()}
-    placed_by = _placed_by(obj, policy)
+def targets_of(obj: Object, policy: Object | None,
+               joined: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Where an object goes by its own placement (annotations, else its policy, else every
+    joined cluster). PlacementError when that cannot be read."""
     if policy is not None:
         policy_rules.check(policy, joined)
-    if policy is not None and placed_by != "the object's placement annotations":
-        targets = policy_rules.placement(policy, joined)
-    else:
-        targets = placement(obj, joined)
+    if policy is not None and _placed_by(obj, policy) != "the object's placement annotations":
+        return policy_rules.placement(policy, joined)
+    return placement(obj, joined)
+
+
+def decide(obj: Object, policy: Object | None, clusters: Mapping[str, Cluster], *,
+           capacity: Mapping[str, int] | None = None,
+           current: Mapping[str, int] | None = None,
+           needed_by: Mapping[str, str] | None = None) -> Decision:
+    """The decision for `obj` (governed by `policy`, if any) over the joined `clusters`.
+    `capacity`: replicas a cluster has shown it can run at most; `current`: replicas each
+    cluster runs now (kept when rebalance is off); `needed_by`: clusters a workload that
+    uses the object is placed in (cluster -> that workload), where it goes as well.
+    PlacementError or PreferencesError when the object's or the policy's settings cannot be
+    used (the message says why)."""
+    joined = {name: cluster.labels for name, cluster in clusters.items()}
+    placed_by = _placed_by(obj, policy)
+    own = targets_of(obj, policy, joined)
+    needed = {c: w for c, w in (needed_by or {}).items() if c in clusters and c not in own}
+    targets = sorted({*own, *needed})
     ready = [name for name in targets if clusters[name].ready]
     reasons = {name: f"not selected by {placed_by}" for name in sorted(clusters)
                if name not in targets}
@@ -74,6 +85,8 @@ def decide(obj: Object, policy: Object | None, clusters: Mapping[str, Cluster], 
                     if name not in ready})
     if obj.get("kind") not in WORKLOADS:
         reasons.update({name: f"selected by {placed_by}" for name in ready})
+        reasons.update({name: f"needed by {workload}, placed there"
+                        for name, workload in needed.items() if name in ready})
         return Decision(targets, None, 0, reasons)
     prefs = (preferences.of_object(obj)
              or (policy_rules.replica_preferences(policy) if policy is not None else None)

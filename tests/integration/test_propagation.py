@@ -763,3 +763,63 @@ def test_a_member_joined_without_rights_for_a_kind(serving: Serve, federation: P
                "the StatefulSet in member-3 once it may be written", attempts=600)
     kubectl(federation, "federation", "delete", "statefulset", "older")
     kubectl(federation, "federation", "delete", "configmap", "older-config")
+
+
+CARRIER = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: carried
+  annotations: {"federator.io/clusters": member-2}
+data: {a: "1"}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: carried-secret
+  annotations: {"federator.io/clusters": member-2}
+stringData: {b: "2"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: carrier
+  annotations: {"federator.io/clusters": member-1}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: carrier}}
+  template:
+    metadata: {labels: {app: carrier}}
+    spec:
+      containers:
+      - name: app
+        image: registry.k8s.io/pause:3.10
+        envFrom: [{configMapRef: {name: carried}}]
+      volumes: [{name: s, secret: {secretName: carried-secret}}]
+"""
+
+
+def test_what_a_workload_uses_follows_it(serving: Serve, federation: Path) -> None:
+    """A Deployment placed on member-1 takes the ConfigMap and Secret its pods use there,
+    although their own placement says member-2; an object that opts out stays where it is
+    placed, and when the Deployment goes, so do the copies it needed."""
+    def where(kind: str, name: str) -> list[str]:
+        return [m for m in MEMBERS if copy_of(federation, m, kind, name) is not None]
+
+    apply(federation, CARRIER)
+    try:
+        for kind, name in (("configmap", "carried"), ("secret", "carried-secret")):
+            eventually(lambda k=kind, n=name: where(k, n) == ["member-1", "member-2"],
+                       f"{name} in member-1 (needed) and member-2 (placed)")
+        kubectl(federation, "federation", "rollout", "status", "deployment/carrier",
+                "--timeout=120s")
+        kubectl(federation, "federation", "annotate", "configmap", "carried",
+                "federator.io/follow-workloads=false")
+        eventually(lambda: where("configmap", "carried") == ["member-2"],
+                   "the opted-out ConfigMap only where it is placed")
+        kubectl(federation, "federation", "delete", "deployment", "carrier")
+        eventually(lambda: where("secret", "carried-secret") == ["member-2"],
+                   "the Secret leaves member-1 with the Deployment")
+    finally:
+        kubectl(federation, "federation", "delete", "deployment,configmap,secret",
+                "carrier", "carried", "carried-secret", "--ignore-not-found")
