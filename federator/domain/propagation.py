@@ -40,9 +40,15 @@ class PlacementError(ValueError):
     """An object's placement annotations cannot be used; the message says why."""
 
 
+# Secrets that belong where they are: a cluster's service-account tokens, and the release
+# records of Helm (a release installed through the federation is the federation's, not each
+# member's: helm in a member would otherwise see releases it never installed there).
+LOCAL_SECRET_TYPES = frozenset({"kubernetes.io/service-account-token", "helm.sh/release.v1"})
+
+
 def propagated(obj: Mapping[str, Any]) -> bool:
     """Whether federator copies this object into members at all."""
-    if obj.get("kind") == "Secret" and obj.get("type") == "kubernetes.io/service-account-token":
+    if obj.get("kind") == "Secret" and obj.get("type") in LOCAL_SECRET_TYPES:
         return False
     meta = obj.get("metadata") or {}
     if obj.get("kind") == "Namespace":

@@ -823,3 +823,26 @@ def test_what_a_workload_uses_follows_it(serving: Serve, federation: Path) -> No
     finally:
         kubectl(federation, "federation", "delete", "deployment,configmap,secret",
                 "carrier", "carried", "carried-secret", "--ignore-not-found")
+
+
+def test_helm_release_records_stay_in_the_plane(serving: Serve, federation: Path) -> None:
+    """A Helm release installed through the federation is the federation's: its release
+    Secret (type helm.sh/release.v1) is not copied, while the release's objects are."""
+    release = {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+               "metadata": {"name": "sh.helm.release.v1.demo.v1",
+                            "labels": {"owner": "helm", "name": "demo"}},
+               "data": {"release": "e30="}}
+    kubectl(federation, "federation", "apply", "-f", "-", stdin=json.dumps(release))
+    kubectl(federation, "federation", "create", "configmap", "demo-config",
+            "--from-literal=a=1")
+    try:
+        for member in MEMBERS:
+            eventually(lambda m=member: copy_of(federation, m, "configmap", "demo-config"),
+                       f"the release's ConfigMap in {member}")
+        stored = get_json(federation, "federation", "secret", release["metadata"]["name"])
+        assert "federator.io/propagation" not in (stored["metadata"].get("finalizers") or [])
+        assert [m for m in MEMBERS if copy_of(federation, m, "secret",
+                                              release["metadata"]["name"])] == []
+    finally:
+        kubectl(federation, "federation", "delete", "secret", release["metadata"]["name"])
+        kubectl(federation, "federation", "delete", "configmap", "demo-config")

@@ -51,6 +51,8 @@ def test_what_is_not_propagated() -> None:
     token = {"kind": "Secret", "type": "kubernetes.io/service-account-token",
              "metadata": {"name": "t", "namespace": "a"}}
     assert not propagated(token)
+    assert not propagated({**token, "type": "helm.sh/release.v1"})  # Helm's release records
+    assert propagated({**token, "type": "Opaque"})
     assert not propagated({"kind": "Namespace", "metadata": {"name": "kube-system"}})
     assert not propagated({"kind": "Namespace", "metadata": {"name": "default"}})
     assert not propagated({"kind": "ConfigMap", "metadata": {"name": "c",
