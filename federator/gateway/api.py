@@ -43,8 +43,8 @@ PREFIX = "/federator/v1"
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POLICIES = KINDS[("federator.io/v1alpha1", "FederationPolicy")]
-WORKLOAD_RESOURCES = {"deployments": KINDS[("apps/v1", "Deployment")],
-                      "replicasets": KINDS[("apps/v1", "ReplicaSet")]}
+WORKLOAD_RESOURCES = {plural: KINDS[("apps/v1", kind)]
+                      for plural, kind in models.WORKLOAD_KINDS.items()}
 
 
 class ApiError(Exception):
@@ -169,10 +169,15 @@ def _workload(obj: Object) -> models.Workload:
                                        ready=_count(entry.get("ready")),
                                        error=str(entry["error"]) if entry.get("error") else None)
                 for name, entry in sorted(breakdown.items()) if isinstance(entry, dict)]
+    if obj["kind"] == "DaemonSet":  # one pod per node: as many as its members' nodes
+        replicas, ready = (_count(status.get(field)) for field in ("desiredNumberScheduled",
+                                                                   "numberReady"))
+    else:
+        replicas = int((obj.get("spec") or {}).get("replicas", 1))
+        ready = int(status.get("readyReplicas") or 0)
     return models.Workload(
         kind=obj["kind"], namespace=meta["namespace"], name=meta["name"],
-        replicas=int((obj.get("spec") or {}).get("replicas", 1)),
-        readyReplicas=int(status.get("readyReplicas") or 0), clusters=clusters,
+        replicas=replicas, readyReplicas=ready, clusters=clusters,
         conditions=[models.Condition.model_validate(
             {k: c.get(k) for k in ("type", "status", "reason", "message")})
             for c in status.get("conditions") or []])
@@ -315,8 +320,7 @@ class Api:
         for resource in WORKLOAD_RESOURCES.values():
             found = await self._plane_get(request, path(resource, namespace=namespace))
             for obj in found.get("items") or []:
-                obj.setdefault("kind", "Deployment" if resource.plural == "deployments"
-                               else "ReplicaSet")
+                obj.setdefault("kind", models.WORKLOAD_KINDS[resource.plural])
                 if propagation.propagated(obj):
                     items.append(_workload(obj))
         return _json(models.WorkloadList(items=items))
@@ -325,8 +329,8 @@ class Api:
         info = request.match_info
         resource = WORKLOAD_RESOURCES.get(info["resource"])
         if resource is None:
-            raise ApiError(404, "NotFound", f"{info['resource']}: workloads are deployments "
-                           "or replicasets")
+            raise ApiError(404, "NotFound", f"{info['resource']}: workloads are "
+                           f"{', '.join(models.WORKLOAD_KINDS)}")
         obj = await self._plane_get(request, path(resource, namespace=info["namespace"],
                                                   name=info["name"]))
         if not propagation.propagated(obj):

@@ -119,8 +119,12 @@ class Condition(_Model):
     message: str | None = None
 
 
+WORKLOAD_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet",
+                  "statefulsets": "StatefulSet", "daemonsets": "DaemonSet"}  # path -> kind
+
+
 class Workload(_Model):
-    kind: Literal["Deployment", "ReplicaSet"]
+    kind: Literal["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"]
     namespace: str
     name: str
     replicas: int

@@ -67,8 +67,7 @@ def document() -> dict[str, Any]:
                                     ref_template=_REF)
     cluster = [_in_path("name", _NAME)]
     workload = [_in_path("namespace", _NAME),
-                _in_path("resource", {"type": "string", "enum": ["deployments",
-                                                                  "replicasets"]}),
+                _in_path("resource", {"type": "string", "enum": list(models.WORKLOAD_KINDS)}),
                 _in_path("name", _SUBDOMAIN)]
     namespace = [{"name": "namespace", "in": "query", "required": False, "schema": _NAME}]
     paths = {
@@ -87,9 +86,9 @@ def document() -> dict[str, Any]:
                                  errors=("400", "401", "403", "404", "409", "422")),
         },
         "/federator/v1/workloads": {
-            "get": _operation("List workloads", _answer("federated Deployments and "
-                                                        "ReplicaSets", models.WorkloadList),
-                              parameters=namespace),
+            "get": _operation("List workloads", _answer(
+                "federated Deployments, ReplicaSets, StatefulSets and DaemonSets",
+                models.WorkloadList), parameters=namespace),
         },
         "/federator/v1/workloads/{namespace}/{resource}/{name}": {
             "get": _operation("Get a workload", _answer("its replicas per cluster",

@@ -706,6 +706,11 @@ def test_a_statefulset_is_spread_and_rolls_out(serving: Serve, federation: Path,
         ready = kubectl(gateway, "federation", "get", "statefulset", "ledger",
                         "-o", "jsonpath={.status.readyReplicas}/{.spec.replicas}").stdout
         assert ready == "6/6"
+        listed = json.loads(kubectl(gateway, "federation", "get", "--raw",
+                                    "/federator/v1/workloads/default/statefulsets/ledger").stdout)
+        assert (listed["kind"], listed["replicas"], listed["readyReplicas"]) == (
+            "StatefulSet", 6, 6)
+        assert sorted(c["desired"] for c in listed["clusters"]) == [2, 2, 2]
     finally:
         kubectl(gateway, "federation", "delete", "statefulset", "ledger")
     for member in MEMBERS:
@@ -729,6 +734,10 @@ def test_a_daemonset_runs_on_every_node_of_every_member(serving: Serve, federati
         status = get_json(gateway, "federation", "daemonset", "agent")["status"]
         assert status["desiredNumberScheduled"] == status["numberReady"] == sum(nodes)
         assert [running_pods(federation, m, "agent") for m in MEMBERS] == nodes
+        listed = json.loads(kubectl(gateway, "federation", "get", "--raw",
+                                    "/federator/v1/workloads/default/daemonsets/agent").stdout)
+        assert (listed["kind"], listed["replicas"], listed["readyReplicas"]) == (
+            "DaemonSet", sum(nodes), sum(nodes))
     finally:
         kubectl(gateway, "federation", "delete", "daemonset", "agent")
 
@@ -828,9 +837,9 @@ def test_what_a_workload_uses_follows_it(serving: Serve, federation: Path) -> No
 def test_helm_release_records_stay_in_the_plane(serving: Serve, federation: Path) -> None:
     """A Helm release installed through the federation is the federation's: its release
     Secret (type helm.sh/release.v1) is not copied, while the release's objects are."""
+    name = "sh.helm.release.v1.demo.v1"
     release = {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
-               "metadata": {"name": "sh.helm.release.v1.demo.v1",
-                            "labels": {"owner": "helm", "name": "demo"}},
+               "metadata": {"name": name, "labels": {"owner": "helm", "name": "demo"}},
                "data": {"release": "e30="}}
     kubectl(federation, "federation", "apply", "-f", "-", stdin=json.dumps(release))
     kubectl(federation, "federation", "create", "configmap", "demo-config",
@@ -839,10 +848,9 @@ def test_helm_release_records_stay_in_the_plane(serving: Serve, federation: Path
         for member in MEMBERS:
             eventually(lambda m=member: copy_of(federation, m, "configmap", "demo-config"),
                        f"the release's ConfigMap in {member}")
-        stored = get_json(federation, "federation", "secret", release["metadata"]["name"])
+        stored = get_json(federation, "federation", "secret", name)
         assert "federator.io/propagation" not in (stored["metadata"].get("finalizers") or [])
-        assert [m for m in MEMBERS if copy_of(federation, m, "secret",
-                                              release["metadata"]["name"])] == []
+        assert [m for m in MEMBERS if copy_of(federation, m, "secret", name)] == []
     finally:
-        kubectl(federation, "federation", "delete", "secret", release["metadata"]["name"])
+        kubectl(federation, "federation", "delete", "secret", name)
         kubectl(federation, "federation", "delete", "configmap", "demo-config")
