@@ -367,7 +367,11 @@ def test_a_policy_naming_an_unknown_cluster(serving: Serve, federation: Path) ->
 
 
 def set_pod_room(kubeconfig: Path, member: str, extra: int | None) -> None:
-    """Give each node of a member room for `extra` more pods (None: back to 110)."""
+    """Give each node of a member room for `extra` more pods (None: back to 110), once no
+    pod there is on its way out (one that goes would leave more room than meant)."""
+    if extra is not None:
+        eventually(lambda: not any(p["metadata"].get("deletionTimestamp") for p in get_json(
+            kubeconfig, member, "pods", "-A")["items"]), f"no pod leaving {member}")
     pods = get_json(kubeconfig, member, "pods", "-A")["items"]
     for node in get_json(kubeconfig, member, "nodes")["items"]:
         name = node["metadata"]["name"]
@@ -637,6 +641,9 @@ def test_a_not_ready_member_keeps_its_copy(serving: Serve, federation: Path) -> 
                    "member-3's share back", attempts=600)
     finally:
         kubectl(federation, "federation", "delete", "deployment", "kept")
+    # Its pods gone from the members: later tests count the room left on their nodes.
+    eventually(lambda: not any(get_json(federation, m, "pods", "-l", "app=kept")["items"]
+                               for m in MEMBERS), "kept's pods gone", attempts=600)
 
 
 def test_a_full_member_is_offered_its_share_again_after_capacity_ttl(
