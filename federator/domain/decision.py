@@ -5,9 +5,10 @@ shown of their capacity, and what runs where now.
 
 Placement: the object's own annotations (`federator.io/clusters`, then
 `federator.io/cluster-selector`), else its governing FederationPolicy's placement, else every
-joined cluster. Replicas (Deployments and ReplicaSets): the object's preferences annotation,
-else the policy's `replicaScheduling`, else equal weights with rebalancing, spread over the
-Ready targets by `spreading.spread`."""
+joined cluster; a ConfigMap or Secret also where the workloads that use it are placed.
+Replicas (Deployments, ReplicaSets, StatefulSets): the object's preferences annotation, else
+the policy's `replicaScheduling`, else equal weights with rebalancing, spread over the Ready
+targets by `spreading.spread`."""
 
 from __future__ import annotations
 
@@ -45,11 +46,18 @@ class Decision:
     reasons: dict[str, str]  # for every joined cluster: why it gets what it gets
 
 
-def _placed_by(obj: Object, policy: Object | None) -> str:
+def _by_policy(obj: Object, policy: Object | None) -> bool:
+    """Whether the policy places the object: there is one, and the object has no placement
+    annotation of its own."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    if {CLUSTERS_ANNOTATION, CLUSTER_SELECTOR_ANNOTATION} & set(annotations) or policy is None:
-        return "the object's placement annotations"
-    return f"FederationPolicy {policy['metadata']['name']}"
+    own = {CLUSTERS_ANNOTATION, CLUSTER_SELECTOR_ANNOTATION} & set(annotations)
+    return policy is not None and not own
+
+
+def _placed_by(obj: Object, policy: Object | None) -> str:
+    if policy is not None and _by_policy(obj, policy):
+        return f"FederationPolicy {policy['metadata']['name']}"
+    return "the object's placement annotations"
 
 
 def targets_of(obj: Object, policy: Object | None,
@@ -58,8 +66,8 @@ def targets_of(obj: Object, policy: Object | None,
     joined cluster). PlacementError when that cannot be read."""
     if policy is not None:
         policy_rules.check(policy, joined)
-    if policy is not None and _placed_by(obj, policy) != "the object's placement annotations":
-        return policy_rules.placement(policy, joined)
+        if _by_policy(obj, policy):
+            return policy_rules.placement(policy, joined)
     return placement(obj, joined)
 
 

@@ -354,9 +354,9 @@ class Api:
                 raise _invalid("object.kind", "plan a Deployment, ReplicaSet or StatefulSet")
             if problem := _object_problem(obj):
                 raise _invalid(*problem)
-            replicas = (obj.get("spec") or {}).get("replicas", 1)
-            if (not isinstance(replicas, int) or isinstance(replicas, bool)
-                    or not 0 <= replicas <= MAX_REPLICAS):
+            total = (obj.get("spec") or {}).get("replicas", 1)
+            if (not isinstance(total, int) or isinstance(total, bool)
+                    or not 0 <= total <= MAX_REPLICAS):
                 raise _invalid("object.spec.replicas",
                                f"a whole number from 0 to {MAX_REPLICAS} (int32)")
             meta = obj.get("metadata") or {}
@@ -388,8 +388,8 @@ class Api:
         shares = [models.Share(cluster=cluster, reason=decision.reasons[cluster],
                                replicas=replicas_of.get(cluster, 0))
                   for cluster in sorted(clusters)]
-        return _json(models.PlanResult(replicas=int((obj.get("spec") or {}).get("replicas", 1)),
-                                       unplaced=decision.unplaced, clusters=shares))
+        return _json(models.PlanResult(replicas=total, unplaced=decision.unplaced,
+                                       clusters=shares))
 
     # events ------------------------------------------------------------------------------
     @staticmethod
