@@ -181,3 +181,19 @@ def readyz_forbidden(kubeconfig: Path, member: str) -> Iterator[None]:
         for binding, were in subjects.items():
             kubectl(kubeconfig, member, "patch", binding, "--type=json", "-p",
                     json.dumps([{"op": "add", "path": "/subjects", "value": were}]))
+
+
+@contextlib.contextmanager
+def in_place_of(serving: Serve, federation: Path, identity: str, log: Path,
+                env: dict[str, str]) -> Iterator[Serve]:
+    """A serve with settings of its own instead of the session's, which stops so that this
+    one leads; the session's is back at the end, whatever happened."""
+    assert serving.stop() == 0
+    try:
+        replica = Serve(federation, identity, log, env)
+        try:
+            yield replica
+        finally:
+            assert replica.stop() == 0
+    finally:
+        serving.restart()

@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     GATEWAY_TOKENS,
     THEIR_RECORD,
     ca_of,
+    in_place_of,
 )
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve, free_port
@@ -240,13 +241,11 @@ def test_a_wrong_key_is_an_event_and_a_metric(serving: Serve, bind: Bind, federa
     federator_dns_updates_total{outcome="failed"}, and serve goes on."""
     wrong = tmp_path / "wrong.secret"
     wrong.write_text("d3Jvbmcgc2VjcmV0IG9mIDMyIGJ5dGVzISEhISEhISE=")
-    assert serving.stop() == 0
-    leader = Serve(federation, "wrong-key", tmp_path / "serve.log",
-                   {"FEDERATOR_DNS__RFC2136__ENABLED": "true",
-                    "FEDERATOR_DNS__RFC2136__PORT": str(bind.port),
-                    "FEDERATOR_DNS__RFC2136__KEY_NAME": KEY_NAME,
-                    "FEDERATOR_DNS__RFC2136__KEY_SECRET_FILE": str(wrong)})
-    try:
+    with in_place_of(serving, federation, "wrong-key", tmp_path / "serve.log",
+                     {"FEDERATOR_DNS__RFC2136__ENABLED": "true",
+                      "FEDERATOR_DNS__RFC2136__PORT": str(bind.port),
+                      "FEDERATOR_DNS__RFC2136__KEY_NAME": KEY_NAME,
+                      "FEDERATOR_DNS__RFC2136__KEY_SECRET_FILE": str(wrong)}) as leader:
         failed = 'federator_dns_updates_total{outcome="failed",provider="rfc2136"}'
         eventually(lambda: (leader.metric(failed) or 0) >= 1, "a failed update counted",
                    attempts=600)
@@ -261,6 +260,3 @@ def test_a_wrong_key_is_an_event_and_a_metric(serving: Serve, bind: Bind, federa
         assert "TSIG" in event["message"] and wrong.read_text() not in event["message"]
         assert wrong.read_text() not in leader.log.read_text()
         assert leader.process.poll() is None
-    finally:
-        assert leader.stop() == 0
-        serving.restart()

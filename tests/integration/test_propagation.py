@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import readyz_forbidden
+from tests.integration.conftest import in_place_of, readyz_forbidden
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -651,35 +651,34 @@ def test_a_full_member_is_offered_its_share_again_after_capacity_ttl(
     """Capped as full (its pods Unschedulable for `unschedulable_after`), member-3 gets its
     whole share back once `capacity_ttl` has passed and it has room again. (A replica of its
     own, with a TTL of 30 s.)"""
-    assert serving.stop() == 0
-    alone = Serve(federation, "capacity-ttl", tmp_path / "serve.log",
-                  {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5",
-                   "FEDERATOR_PROPAGATION__CAPACITY_TTL": "30",
-                   "FEDERATOR_DNS__ENABLED": "false"})
-    set_pod_room(federation, "member-3", 1)  # two nodes: room for 2 more pods
-    try:
-        prefs = '{"rebalance": true, "clusters": {"member-3": {"weight": 2}, "*": {"weight": 1}}}'
-        apply(federation, WEB.format(name="refilled", namespace="default", preferences=prefs,
-                                     replicas=8))
+    with in_place_of(serving, federation, "capacity-ttl", tmp_path / "serve.log",
+                     {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5",
+                      "FEDERATOR_PROPAGATION__CAPACITY_TTL": "30",
+                      "FEDERATOR_DNS__ENABLED": "false"}):
+        set_pod_room(federation, "member-3", 1)  # two nodes: room for 2 more pods
         try:
-            eventually(lambda: any("cluster member-3 is full at 2 replicas" in e["message"]
-                                   for e in events(federation, "refilled", "Overflow")),
-                       "member-3 capped at 2", attempts=600)
-        except AssertionError:  # what the next reader needs to know why
-            print(kubectl(federation, "federation", "get", "events", "--field-selector",
-                          "involvedObject.name=refilled").stdout)
-            print(kubectl(federation, "member-3", "get", "pods", "-A", "-o", "wide").stdout)
-            raise
-        set_pod_room(federation, "member-3", None)
-        eventually(lambda: [running_pods(federation, m, "refilled") for m in MEMBERS]
-                   == [2, 2, 4], "member-3 runs its whole share again", attempts=900)
-        assert "member-1=2, member-2=2, member-3=4" in events(
-            federation, "refilled", "Scheduled")[-1]["message"]
-    finally:
-        set_pod_room(federation, "member-3", None)
-        kubectl(federation, "federation", "delete", "deployment", "refilled", check=False)
-        assert alone.stop() == 0
-        serving.restart()
+            prefs = ('{"rebalance": true, "clusters": {"member-3": {"weight": 2}, '
+                     '"*": {"weight": 1}}}')
+            apply(federation, WEB.format(name="refilled", namespace="default",
+                                         preferences=prefs, replicas=8))
+            try:
+                eventually(lambda: any("cluster member-3 is full at 2 replicas" in e["message"]
+                                       for e in events(federation, "refilled", "Overflow")),
+                           "member-3 capped at 2", attempts=600)
+            except AssertionError:  # what the next reader needs to know why
+                print(kubectl(federation, "federation", "get", "events", "--field-selector",
+                              "involvedObject.name=refilled").stdout)
+                print(kubectl(federation, "member-3", "get", "pods", "-A", "-o",
+                              "wide").stdout)
+                raise
+            set_pod_room(federation, "member-3", None)
+            eventually(lambda: [running_pods(federation, m, "refilled") for m in MEMBERS]
+                       == [2, 2, 4], "member-3 runs its whole share again", attempts=900)
+            assert "member-1=2, member-2=2, member-3=4" in events(
+                federation, "refilled", "Scheduled")[-1]["message"]
+        finally:
+            set_pod_room(federation, "member-3", None)
+            kubectl(federation, "federation", "delete", "deployment", "refilled", check=False)
 
 
 STATEFULSET = """
