@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import pytest
 
-from tests.integration.conftest import DEPLOYMENT, MEMBERS, write_contexts
+from tests.integration.conftest import DEPLOYMENT, MEMBERS, in_place_of, write_contexts
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -140,15 +140,13 @@ def test_a_hung_member_delays_only_its_own_copies(serving: Serve, federation: Pa
             stdin=DEPLOYMENT.format(name="hung-web", replicas=3))
     eventually(lambda: copies_everywhere(federation, "deployments", namespace, ["hung-web"]),
                "the Deployment in every member", attempts=600)
-    assert serving.stop() == 0
-    alone = Serve(federation, "hung-test", tmp_path / "serve.log",
-                  {"FEDERATOR_PROPAGATION__WORKERS": "1",
-                   "FEDERATOR_PROBE__FAILURE_THRESHOLD": "100000",
-                   "FEDERATOR_DNS__ENABLED": "false"})
-    contexts = tmp_path / "kubeconfig"
-    write_contexts(federation, alone, contexts)
-    names = [f"hung-{i}" for i in range(12)]
-    try:
+    with in_place_of(serving, federation, "hung-test", tmp_path / "serve.log",
+                     {"FEDERATOR_PROPAGATION__WORKERS": "1",
+                      "FEDERATOR_PROBE__FAILURE_THRESHOLD": "100000",
+                      "FEDERATOR_DNS__ENABLED": "false"}) as alone:
+        contexts = tmp_path / "kubeconfig"
+        write_contexts(federation, alone, contexts)
+        names = [f"hung-{i}" for i in range(12)]
         eventually(lambda: alone.metric("federator_leader") == 1, "the test's serve leads",
                    attempts=300)
         lab.pause_component("member-1/kube-apiserver")
@@ -205,10 +203,10 @@ def test_a_hung_member_delays_only_its_own_copies(serving: Serve, federation: Pa
         eventually(lambda: set(names) <= set(managed(federation, "member-1", "configmaps",
                                                      namespace)),
                    "every ConfigMap in member-1 once it answers again", attempts=600)
-    finally:
-        assert alone.stop() == 0
-        serving.restart()
     kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
+    # Its pods gone from the members: later tests count the room left on their nodes.
+    eventually(lambda: not any(get_json(federation, m, "pods", "-n", namespace)["items"]
+                               for m in MEMBERS), "hung-web's pods gone", attempts=600)
 
 
 def events_of(log: str, start: int) -> list[dict[str, Any]]:
