@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from federator.gateway.api import _workload, errors
+from federator.gateway.api import _object_problem, _workload, errors
 from federator.gateway.api_models import Workload
 
 SECRET_DETAIL = "token=abc123 in /srv/federator/secret.py"
@@ -56,3 +56,28 @@ def test_a_hand_edited_cluster_status_is_read_as_far_as_it_makes_sense(
     assert isinstance(found, Workload)
     assert (found.replicas, found.ready_replicas) == (3, 2)
     assert all((c.desired, c.replicas, c.ready) == (0, 0, 0) for c in found.clusters)
+
+
+@pytest.mark.parametrize(("obj", "field"), [
+    ({"kind": "Deployment", "metadata": ["x"]}, "object"),
+    ({"kind": "Deployment", "spec": "six"}, "object"),
+    ({"kind": "Deployment", "metadata": {"name": 7}}, "object.metadata.name"),
+    ({"kind": "Deployment", "metadata": {"name": "w", "namespace": "../kube-system"}},
+     "object.metadata.namespace"),
+    ({"kind": "Deployment", "metadata": {"name": "w", "annotations": ["x"]}},
+     "object.metadata.annotations"),
+    ({"kind": "Deployment", "metadata": {"name": "w", "labels": {"a": 1}}},
+     "object.metadata.labels"),
+])
+def test_a_planned_object_of_the_wrong_shape_names_the_field(obj: dict[str, Any],
+                                                            field: str) -> None:
+    """/plan reads a policy from the object's namespace and its annotations: what is not of
+    Kubernetes' shape is a 422 naming the field, never a 500 or a request elsewhere."""
+    problem = _object_problem(obj)
+    assert problem is not None and problem[0] == field
+
+
+def test_a_planned_object_of_the_right_shape_passes() -> None:
+    assert _object_problem({"kind": "Deployment", "metadata": {
+        "name": "w", "namespace": "shop", "labels": {"a": "b"},
+        "annotations": {"federator.io/clusters": "east"}}, "spec": {"replicas": 3}}) is None
