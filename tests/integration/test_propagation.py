@@ -382,6 +382,8 @@ def set_pod_room(kubeconfig: Path, member: str, extra: int | None) -> None:
         kubectl(kubeconfig, member, "patch", "node", name, "--subresource=status",
                 "--type=merge", "-p", json.dumps({"status": {
                     "allocatable": {"pods": room}, "capacity": {"pods": room}}}))
+        eventually(lambda n=name, r=room: get_json(kubeconfig, member, "node", n)
+                   ["status"]["allocatable"]["pods"] == r, f"{name} holds room for {room}")
 
 
 def test_overflow_lands_elsewhere(serving: Serve, federation: Path, gateway: Path) -> None:
@@ -670,6 +672,9 @@ def test_a_full_member_is_offered_its_share_again_after_capacity_ttl(
                               "involvedObject.name=refilled").stdout)
                 print(kubectl(federation, "member-3", "get", "pods", "-A", "-o",
                               "wide").stdout)
+                print(kubectl(federation, "member-3", "get", "nodes", "-o",
+                              "custom-columns=NAME:.metadata.name,"
+                              "PODS:.status.allocatable.pods").stdout)
                 raise
             set_pod_room(federation, "member-3", None)
             eventually(lambda: [running_pods(federation, m, "refilled") for m in MEMBERS]
