@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from federator.domain.kinds import bad_exclusion
+
 ENV_PREFIX = "FEDERATOR_"
 # Variables of other federator commands (the lab, its tests), not settings of serve.
 OTHER_VARIABLES = frozenset({"FEDERATOR_CACHE", "FEDERATOR_GO", "FEDERATOR_LAB_DIR",
@@ -65,6 +67,17 @@ class PropagationConfig(_Strict):
     # A member's write that takes longer goes on alone (a hung member delays only its own
     # copies); the object's other members are done with at once.
     member_wait: float = Field(default=1.0, gt=0, le=30)
+    # Resources kept in the plane besides the cluster-local ones, named as kubectl names
+    # them: networkpolicies.networking.k8s.io, configmaps.
+    exclude: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _resource_names(self) -> PropagationConfig:
+        for name in self.exclude:
+            problem = bad_exclusion(name)
+            if problem is not None:
+                raise ValueError(f"exclude: {problem}")
+        return self
 
 
 class EventsConfig(_Strict):

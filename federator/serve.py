@@ -82,8 +82,8 @@ class GatewayError(Exception):
 
 async def start_gateway(config: GatewayConfig, plane: KubeClient, registry: Registry,
                         dns_records: Callable[[], list[RecordSet]],
-                        learned_capacity: Callable[[Key], Mapping[str, int]]
-                        ) -> web.AppRunner:
+                        learned_capacity: Callable[[Key], Mapping[str, int]],
+                        exclude: tuple[str, ...] = ()) -> web.AppRunner:
     try:
         tokens = read_tokens(config.token_file) if config.token_file else {}
     except TokenFileError as exc:
@@ -97,7 +97,8 @@ async def start_gateway(config: GatewayConfig, plane: KubeClient, registry: Regi
                            f"(has `federator init` run?): {exc}") from exc
     context = serving_context(ca_cert, ca_key, config.hostnames, config.client_ca_file)
     gateway = Gateway(plane, registry, tokens, dns_records,
-                      member_timeout=config.member_timeout, learned_capacity=learned_capacity)
+                      member_timeout=config.member_timeout, learned_capacity=learned_capacity,
+                      exclude=exclude)
     # A client that goes away cancels its handler (and so its watch upstream); on shutdown,
     # open watches get a moment, then they are cut (clients watch again elsewhere).
     runner = web.AppRunner(gateway.app(), access_log=None, handler_cancellation=True,
@@ -263,7 +264,8 @@ async def serve(settings: Settings) -> int:
         try:
             runners.append(await start_gateway(
                 settings.gateway, plane, registry, lambda: dns.records,
-                lambda key: leading.learned(key) if leading else {}))
+                lambda key: leading.learned(key) if leading else {},
+                settings.propagation.exclude))
         except (GatewayError, KubeError, OSError) as exc:
             log.error("gateway not started", error=str(exc))
             for runner in runners:

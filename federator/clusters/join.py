@@ -12,6 +12,7 @@ from typing import Any
 
 from federator import manifests
 from federator.clusters.plane import read_federation
+from federator.domain import kinds
 from federator.domain.naming import (
     CLUSTER_LABEL,
     FEDERATION_NAMESPACE,
@@ -23,19 +24,21 @@ from federator.domain.naming import (
     cluster_secret_name,
 )
 from federator.kube.client import KubeClient, KubeError, Object, Unreachable
+from federator.kube.discovery import discover
 from federator.kube.kubeconfig import Credentials
-from federator.kube.resources import CLUSTERS, KINDS, NODES, SECRETS, object_path, path
+from federator.kube.resources import (
+    CLUSTERS,
+    KINDS,
+    NODES,
+    SECRETS,
+    Resource,
+    object_path,
+    path,
+)
 
 TOKEN_TIMEOUT = 30.0
 NAMESPACE_TIMEOUT = 60.0
 JOINED_CONTEXT = "federator.io/joined-context"
-# What federator may have propagated into a member, removed or released on unjoin
-# (namespaces last: deleting one deletes what is in it).
-PROPAGATED = [KINDS[k] for k in (("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"),
-                                 ("v1", "Service"), ("v1", "ConfigMap"), ("v1", "Secret"),
-                                 ("v1", "Namespace"))]
-
-
 class JoinError(Exception):
     """join or unjoin cannot go on; the message says why and what to do."""
 
@@ -245,7 +248,11 @@ async def _release(member: KubeClient, federation: str, delete: bool) -> int:
     """Delete, or stop managing, what federator put in a member; how many objects."""
     selector = f"{MANAGED_BY}={federation}"
     count = 0
-    for resource in PROPAGATED:
+    # Whatever kinds the member serves that federator could have propagated; namespaces
+    # last (deleting one deletes what is in it), definitions before them.
+    served = await discover(member)
+    for found in reversed(kinds.federated(served.resources)):
+        resource = Resource(found.group, found.version, found.plural, found.namespaced)
         items = (await member.get(path(resource), labelSelector=selector)).get("items") or []
         for item in items:
             meta = item["metadata"]

@@ -181,10 +181,10 @@ class Registry:
             log.warning("no credentials for member", cluster=cluster["metadata"]["name"],
                         secret=secret_name, error=str(exc))
             return None
-        # One pool per member, for probes and controllers alike: the watches of propagation
-        # (copies and names of each federated kind, pending pods), events and DNS hold about
-        # 20 connections, writes at most 16 (propagation.member_concurrency), probes and
-        # reads the rest; a full pool would make probes wait behind writes and fail.
+        # One pool of requests per member, for probes and controllers alike (watches have
+        # a pool of their own, a connection each): writes take at most 16
+        # (propagation.member_concurrency), probes and reads the rest; a full pool would
+        # make probes wait behind writes and fail.
         # Requests to a member give up after 10 s: a hung member must not hold a write (or a
         # slot of its connection pool) for long; watches have their own read timeout.
         return KubeClient(credentials_from_secret(secret), timeout=10.0, pool_size=64)

@@ -1,11 +1,14 @@
-"""Propagation: every federated object in the plane is made to exist, as its member copy,
-in each Ready member it is placed in; Deployments and ReplicaSets spread their replicas; the
-members' copies are watched so that drift is undone and status flows back; deletion goes
-through a finalizer so that member copies are removed (or released) first."""
+"""Propagation: every federated object in the plane (of every kind the plane serves, bar the
+cluster-local ones: `domain.kinds`) is made to exist, as its member copy, in each Ready member
+it is placed in; workloads spread their replicas; the members' copies are watched so that
+drift is undone and status flows back; deletion goes through a finalizer so that member
+copies are removed (or released) first. The kinds follow the plane's discovery, read again
+whenever a CustomResourceDefinition changes."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import functools
 import json
@@ -15,9 +18,10 @@ from typing import Any
 
 import structlog
 
-from federator.clusters.registry import Member, Registry
-from federator.domain import dependencies, propagation
+from federator.clusters.registry import Registry
+from federator.domain import dependencies, kinds, propagation
 from federator.domain import policy as policy_rules
+from federator.domain import replicas as replica_rules
 from federator.domain.capacity import overflow
 from federator.domain.decision import Cluster, decide, targets_of
 from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
@@ -27,29 +31,32 @@ from federator.domain.preferences import PreferencesError
 from federator.domain.propagation import (
     ADOPT_ANNOTATION,
     CLUSTER_STATUS,
-    FEDERATED,
     FINALIZER,
     ORPHAN_FINALIZER,
     STATUS_KINDS,
     WORKLOADS,
     PlacementError,
+    group_kind_of,
     managed_by,
     member_copy,
 )
-from federator.domain.status import MemberState, aggregate
+from federator.domain.status import MemberState, aggregate, aggregate_job, aggregate_scaled
 from federator.kube.client import KubeClient, KubeError, Object
+from federator.kube.discovery import discover
 from federator.kube.events import EventRecorder
 from federator.kube.resources import KINDS, Resource, path
-from federator.kube.watching import Reflector
+from federator.kube.watching import METADATA, Handler, Reflector
 
 from .queue import WorkQueue
 
 log = structlog.get_logger(__name__)
 
-Key = tuple[str, str, str]  # (kind, namespace, name)
-KIND_RESOURCES: dict[str, Resource] = {kind: KINDS[(api, kind)] for api, kind in FEDERATED}
-NAMESPACES = KIND_RESOURCES["Namespace"]
+Key = tuple[str, str, str]  # (kind with its group: Deployment.apps, namespace, name)
+NAMESPACES = KINDS[("v1", "Namespace")]
 POLICIES = KINDS[("federator.io/v1alpha1", "FederationPolicy")]
+CRD_KIND = "CustomResourceDefinition.apiextensions.k8s.io"
+DISCOVERY_PERIOD = 60.0  # discovery is read again this often (and whenever a CRD changes)
+WAITING_RETRY = 2.0  # a member that does not serve a kind yet is tried again this soon
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class Outcome:
 
     error: str | None = None
     action: tuple[str, str, str] | None = None
+    waiting: str | None = None  # not written yet, and why: no failure (a CRD on its way)
 
 
 @dataclass(frozen=True)
@@ -69,11 +77,12 @@ class PropagationSettings:
     unschedulable_after: float = 60.0  # pods unschedulable this long mean the member is full
     capacity_ttl: float = 300.0  # then a full member is offered its share again
     member_wait: float = 1.0  # a member's write that takes longer goes on alone
+    exclude: tuple[str, ...] = ()  # resources kept in the plane besides the cluster-local
 
 
 def _key(obj: Object) -> Key:
     meta = obj["metadata"]
-    return (obj["kind"], meta.get("namespace", ""), meta["name"])
+    return (group_kind_of(obj), meta.get("namespace", ""), meta["name"])
 
 
 def _settled(copy: Object) -> bool:
@@ -91,6 +100,15 @@ def _holds(actual: Object, status: Object) -> bool:
                for key, value in status.items())
 
 
+def _content(obj: Object) -> str:
+    """What a copy holds that federator writes: all but its status and the metadata the
+    server keeps (versions, managed fields)."""
+    meta = obj.get("metadata") or {}
+    return json.dumps({**{k: v for k, v in obj.items() if k not in ("status", "metadata")},
+                       "labels": meta.get("labels"), "annotations": meta.get("annotations")},
+                      sort_keys=True)
+
+
 def _outcome(task: asyncio.Future[Outcome], cluster: str, key: Key) -> Outcome:
     """What a finished write came to; a crash of it is logged and reported as an error."""
     error = task.exception()
@@ -101,52 +119,70 @@ def _outcome(task: asyncio.Future[Outcome], cluster: str, key: Key) -> Outcome:
     return Outcome(error="internal error; federator's log has the details")
 
 
-def _url(kind: str, namespace: str, name: str | None = None) -> str:
-    return path(KIND_RESOURCES[kind], namespace=namespace or None, name=name)
-
-
 class _MemberView:
-    """federator's copies in one member, watched; and what was last applied there."""
+    """federator's copies in one member, one watch per federated kind; and what is known of
+    its namespaces."""
 
-    def __init__(self, member: Member, federation: str, on_change: Any, on_name: Any,
-                 on_pending: Any, concurrency: int) -> None:
-        assert member.client is not None
-        self.client: KubeClient = member.client
-        self.reflectors = {
-            kind: Reflector(self.client, path(resource), on_change,
-                            label_selector=f"{MANAGED_BY}={federation}",
-                            forbidden_is_empty=True)
-            for kind, resource in KIND_RESOURCES.items()}
-        # Every object of those kinds there, metadata only: who else owns a name. A kind
-        # federator may not list there (a member joined before federator propagated it)
-        # counts as empty: its writes fail and say so, and the member's other kinds go on.
-        self.names = {kind: Reflector(self.client, path(resource), on_name, metadata_only=True,
-                                      forbidden_is_empty=True)
-                      for kind, resource in KIND_RESOURCES.items()}
+    def __init__(self, client: KubeClient, federation: str, on_pending: Handler,
+                 concurrency: int) -> None:
+        self.client = client
+        self.federation = federation
+        self.reflectors: dict[str, Reflector] = {}
+        self.watching: dict[str, asyncio.Task[None]] = {}
         self.pending = Reflector(self.client, path(KINDS[("v1", "Pod")]), on_pending,
                                  field_selector="status.phase=Pending")
-        self.tasks = [asyncio.ensure_future(r.run()) for r in
-                      [*self.reflectors.values(), *self.names.values(), self.pending]]
+        self.tasks: list[asyncio.Task[None]] = [asyncio.create_task(self.pending.run())]
         self.limit = asyncio.Semaphore(concurrency)
         self.namespaces: set[str] = set()  # known to exist there
+        self.fresh: set[str] = set()  # made by federator: what is in them is federator's
 
-    @property
-    def synced(self) -> bool:
-        """Whether every copy and name there has been listed once (until then nothing is
-        written)."""
-        return all(r.synced.is_set() for r in [*self.reflectors.values(), *self.names.values()])
+    def add(self, kind: str, resource: Resource, on_change: Handler,
+            listed: Callable[[], Awaitable[None]]) -> None:
+        """Watch federator's copies of a kind. A kind federator may not list there (a member
+        joined before federator propagated it) or that the member does not serve (a custom
+        resource whose definition has not arrived) counts as empty: its writes wait or fail
+        and say so, and the member's other kinds go on. `listed` runs once it is listed."""
+        reflector = Reflector(self.client, path(resource), on_change,
+                              label_selector=f"{MANAGED_BY}={self.federation}",
+                              absent_is_empty=True)
+        self.reflectors[kind] = reflector
 
-    async def wait_synced(self) -> None:
-        await asyncio.gather(*(r.synced.wait()
-                               for r in [*self.reflectors.values(), *self.names.values()]))
+        async def watch() -> None:
+            running = asyncio.ensure_future(reflector.run())
+            try:
+                await reflector.synced.wait()
+                await listed()
+                await running
+            finally:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+
+        self.watching[kind] = task = asyncio.create_task(watch())
+        self.tasks.append(task)
+
+    def drop(self, kind: str) -> None:
+        """No longer federated (its CustomResourceDefinition went): stop watching it."""
+        self.reflectors.pop(kind, None)
+        task = self.watching.pop(kind, None)
+        if task is not None:
+            task.cancel()
+            self.tasks.remove(task)
+
+    def listed(self, kind: str) -> bool:
+        """Whether the copies of a kind there have been listed once (until then none of
+        that kind is written there)."""
+        reflector = self.reflectors.get(kind)
+        return reflector is not None and reflector.synced.is_set()
 
     def remember(self, obj: Object) -> None:
         """What was just written, before its watch event arrives."""
-        self.reflectors[obj["kind"]].remember(obj)
-        self.names[obj["kind"]].remember(obj)
+        reflector = self.reflectors.get(group_kind_of(obj))
+        if reflector is not None:
+            reflector.remember(obj)
 
     def copy(self, kind: str, namespace: str, name: str) -> Object | None:
-        return self.reflectors[kind].objects.get((namespace, name))
+        reflector = self.reflectors.get(kind)
+        return None if reflector is None else reflector.objects.get((namespace, name))
 
 
 class Propagator:
@@ -159,12 +195,16 @@ class Propagator:
         self.recorder = recorder
         self.settings = settings or PropagationSettings()
         self.queue: WorkQueue[Key] = WorkQueue()
-        self.plane_views = {kind: Reflector(plane, path(resource), self._on_plane)
-                            for kind, resource in KIND_RESOURCES.items()}
+        # The federated kinds (from the plane's discovery), and the plane's objects of each.
+        self.resources: dict[str, Resource] = {}
+        self.plane_views: dict[str, Reflector] = {}
+        self._plane_tasks: dict[str, asyncio.Future[None]] = {}
+        self._rediscover = asyncio.Event()
         self.policies = Reflector(plane, path(POLICIES), self._on_policy)
         self.members: dict[str, _MemberView] = {}
         self.orphaned: set[Key] = set()
         self.applied: dict[tuple[str, Key], str] = {}  # what was last written, per member
+        self.normal: dict[tuple[str, Key], str] = {}  # and what the member made of it
         self.plans: dict[Key, dict[str, int]] = {}
         # Which ConfigMaps and Secrets each workload's pods use, and the other way round:
         # they go where their workloads go.
@@ -180,13 +220,73 @@ class Propagator:
         self.settled: dict[Key, tuple[Any, ...]] = {}
         self.epoch = 0  # moves when clusters or policies change
         self._following = False  # member views follow the registry once policies are listed
-        self.swept: set[str] = set()  # swept since listed and Ready (again: a return sweeps)
+        # (cluster, kind) swept since listed and Ready (again: a member's return sweeps)
+        self.swept: set[tuple[str, str]] = set()
         self.released: dict[tuple[str, Key], bool] = {}  # left behind: orphan-deleted?
         self.writing: dict[tuple[str, Key], asyncio.Future[Outcome]] = {}  # slow writes
         # When each member's writes in flight started, oldest first: a member whose oldest
         # is older than member_wait is stalled, and nothing waits for it any more.
         self.since: dict[str, dict[Key, float]] = {}
         self.late: dict[tuple[str, Key], Outcome] = {}  # what they came to
+
+    # kinds -------------------------------------------------------------------------------
+    def _url(self, kind: str, namespace: str, name: str | None = None) -> str:
+        return path(self.resources[kind], namespace=namespace or None, name=name)
+
+    async def _discover(self) -> None:
+        """Read the plane's discovery and follow it: watch the kinds that came, stop
+        watching those that went. A group whose discovery cannot be read keeps the kinds it
+        had (an aggregated API down for a moment takes nothing away)."""
+        found = await discover(self.plane)
+        chosen = {r.group_kind: Resource(r.group, r.version, r.plural, r.namespaced)
+                  for r in kinds.federated(found.resources, self.settings.exclude)}
+        for kind, resource in self.resources.items():
+            if resource.group in found.failed and kind not in chosen:
+                chosen[kind] = resource
+        for group, why in sorted(found.failed.items()):
+            log.warning("discovery of a group failed: its kinds are kept as they were",
+                        group=group, error=why)
+        for kind in [k for k, r in self.resources.items() if chosen.get(k) != r]:
+            self._drop_kind(kind)
+        for kind, resource in chosen.items():
+            if kind not in self.resources:
+                self._add_kind(kind, resource)
+
+    def _add_kind(self, kind: str, resource: Resource) -> None:
+        log.info("kind federated", kind=kind, version=resource.version)
+        self.resources[kind] = resource
+        view = self.plane_views[kind] = Reflector(self.plane, path(resource), self._on_plane)
+        self._plane_tasks[kind] = asyncio.ensure_future(view.run())
+        for cluster, copies in self.members.items():
+            self._watch_kind(cluster, copies, kind)
+
+    def _drop_kind(self, kind: str) -> None:
+        log.info("kind no longer served by the plane: not federated", kind=kind)
+        del self.resources[kind]
+        del self.plane_views[kind]
+        self._plane_tasks.pop(kind).cancel()
+        for cluster, copies in self.members.items():
+            copies.drop(kind)
+            self.swept.discard((cluster, kind))
+
+    def _watch_kind(self, cluster: str, copies: _MemberView, kind: str) -> None:
+        copies.add(kind, self.resources[kind],
+                   functools.partial(self._on_member, cluster),
+                   functools.partial(self._kind_listed, cluster, kind))
+
+    async def _discovering(self) -> None:
+        """Discovery again whenever a CustomResourceDefinition changes (a moment later:
+        they come in bursts), and every DISCOVERY_PERIOD."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rediscover.wait(), DISCOVERY_PERIOD)
+            await asyncio.sleep(0.5)
+            self._rediscover.clear()
+            try:
+                await self._discover()
+            except KubeError as exc:
+                log.warning("discovery failed: the kinds are kept as they were",
+                            error=str(exc))
 
     # wiring ------------------------------------------------------------------------------
     async def _on_plane(self, kind: str, obj: Object) -> None:
@@ -198,7 +298,9 @@ class Propagator:
             self.plans.pop(key, None)
             self.reported.pop(key, None)
             self.settled.pop(key, None)
-        if key[0] in STATUS_KINDS:
+        if key[0] == CRD_KIND:
+            self._rediscover.set()
+        if key[0] in dependencies.USING_KINDS:
             self._index_uses(key, frozenset() if kind == "DELETED"
                              else dependencies.references(obj))
         self.queue.add(key)
@@ -218,24 +320,25 @@ class Propagator:
                 users.discard(workload)
             if not users:
                 del self.users[used]
-            if used_kind in KIND_RESOURCES:
+            if used_kind in self.resources:
                 self.queue.add(used)
 
     def _needed_by(self, obj: Object, joined: dict[str, Any]) -> dict[str, str]:
-        """Where the workloads that use a ConfigMap or Secret are placed: cluster -> the
-        first such workload (none if the object opts out)."""
+        """Where the workloads that use a ConfigMap, Secret, ServiceAccount or claim are
+        placed: cluster -> the first such workload (none if the object opts out)."""
         if not dependencies.follows(obj):
             return {}
         found: dict[str, str] = {}
         for user in sorted(self.users.get(_key(obj), ())):
-            workload = self.plane_views[user[0]].objects.get((user[1], user[2]))
+            view = self.plane_views.get(user[0])
+            workload = None if view is None else view.objects.get((user[1], user[2]))
             if (workload is None or not propagation.propagated(workload)
                     or workload["metadata"].get("deletionTimestamp")):
                 continue
             policy = policy_rules.governing(self.policies.objects.values(), workload)
             try:
                 for cluster in targets_of(workload, policy, joined):
-                    found.setdefault(cluster, f"{user[0]} {user[2]}")
+                    found.setdefault(cluster, f"{workload['kind']} {user[2]}")
             except PlacementError:
                 continue  # the workload's own problem, reported on it
         return found
@@ -249,23 +352,27 @@ class Propagator:
                 if policy_rules.policy_namespace(obj) == namespace:
                     self.queue.add(_key(obj))
 
-    async def _on_member(self, kind: str, obj: Object) -> None:
-        self.queue.add(_key(obj))
-
-    async def _on_name(self, kind: str, obj: Object) -> None:
-        """Someone else's object went away: a plane object of that name may now go there."""
-        if kind == "DELETED":
-            meta = obj["metadata"]
-            for plane_kind, view in self.plane_views.items():
-                if (meta.get("namespace", ""), meta["name"]) in view.objects:
-                    self.queue.add((plane_kind, meta.get("namespace", ""), meta["name"]))
+    async def _on_member(self, cluster: str, kind: str, obj: Object) -> None:
+        key = _key(obj)
+        self.queue.add(key)
+        if key[0] == CRD_KIND:
+            # A definition arrived there: its custom resources may be served now.
+            spec = obj.get("spec") or {}
+            plural = (spec.get("names") or {}).get("plural")
+            copies = self.members.get(cluster)
+            for custom, resource in self.resources.items():
+                if (resource.group, resource.plural) == (spec.get("group"), plural) and copies:
+                    reflector = copies.reflectors.get(custom)
+                    if reflector is not None and reflector.missing:
+                        reflector.wake()
 
     async def _on_pending(self, kind: str, pod: Object) -> None:
         """A pending pod changed: the workloads it belongs to may overflow."""
         namespace = pod["metadata"].get("namespace", "")
         labels = pod["metadata"].get("labels") or {}
         for workload in WORKLOADS:
-            for (ns, name), obj in list(self.plane_views[workload].objects.items()):
+            view = self.plane_views.get(workload)
+            for (ns, name), obj in list(view.objects.items() if view else ()):
                 selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")
                 if ns == namespace and selector and selector.items() <= labels.items():
                     self.queue.add((workload, ns, name))
@@ -276,93 +383,123 @@ class Propagator:
             self.registry.follow(name, self.members, self._watch)
         member, copies = self.registry.members.get(name), self.members.get(name)
         if member is None or not member.ready:
-            self.swept.discard(name)
-        elif name not in self.swept and copies is not None and copies.synced:
-            self.swept.add(name)  # listed, and Ready for the first time since then
-            copies.tasks.append(asyncio.ensure_future(self._sweep(name, copies)))
+            self.swept = {(c, k) for c, k in self.swept if c != name}
+        elif copies is not None:
+            for kind in list(copies.reflectors):
+                self._sweep_once(name, copies, kind)
         self.epoch += 1
         for view in self.plane_views.values():
             for obj in view.objects.values():
                 self.queue.add(_key(obj))
 
+    def _sweep_once(self, cluster: str, copies: _MemberView, kind: str) -> None:
+        """Sweep a kind's copies in a member once they are listed and it is Ready, and again
+        each time it is Ready again."""
+        member = self.registry.members.get(cluster)
+        if (member is not None and member.ready and copies.listed(kind)
+                and (cluster, kind) not in self.swept):
+            self.swept.add((cluster, kind))
+            copies.tasks.append(asyncio.create_task(self._sweep(cluster, copies, kind)))
+
     def _watch(self, name: str, client: KubeClient) -> _MemberView:
-        member = self.registry.members[name]
-        view = _MemberView(member, self.federation, self._on_member, self._on_name,
-                           self._on_pending, self.settings.member_concurrency)
-        view.tasks.append(asyncio.ensure_future(self._when_synced(name, view)))
-        return view
+        copies = _MemberView(client, self.federation, self._on_pending,
+                             self.settings.member_concurrency)
+        for kind in self.resources:
+            self._watch_kind(name, copies, kind)
+        return copies
 
-    async def _when_synced(self, name: str, view: _MemberView) -> None:
-        await view.wait_synced()
-        log.info("member copies listed", cluster=name)
-        self._on_cluster(name)
+    async def _kind_listed(self, cluster: str, kind: str) -> None:
+        """A kind's copies in a member are listed: its objects may be written there."""
+        log.info("member copies listed", cluster=cluster, kind=kind)
+        copies, view = self.members.get(cluster), self.plane_views.get(kind)
+        if copies is None or view is None:
+            return
+        self._sweep_once(cluster, copies, kind)
+        for obj in view.objects.values():
+            self.queue.add(_key(obj))
 
-    async def _sweep(self, cluster: str, view: _MemberView) -> None:
-        """Remove every copy in `cluster` whose plane object is gone: deleted while federator
-        was down, before its finalizer landed, or while this member was away (LeftBehind).
-        Released instead where the plane object was orphan-deleted. Runs once both sides are
-        listed, and again whenever the member returns."""
-        await asyncio.gather(*(v.synced.wait() for v in self.plane_views.values()))
+    async def _sweep(self, cluster: str, copies: _MemberView, kind: str) -> None:
+        """Remove every copy of a kind in `cluster` whose plane object is gone: deleted while
+        federator was down, before its finalizer landed, or while this member was away
+        (LeftBehind). Released instead where the plane object was orphan-deleted. Runs once
+        both sides are listed, and again whenever the member returns."""
+        view = self.plane_views.get(kind)
+        reflector = copies.reflectors.get(kind)
+        if view is None or reflector is None:
+            return
+        await view.synced.wait()
         swept = 0
-        for kind, reflector in view.reflectors.items():
-            for (namespace, name), copy in list(reflector.objects.items()):
-                key = (kind, namespace, name)
-                # Only copies: they carry their plane object's uid. federator's own identity
-                # in the member (made by join, in federation-system) is managed too: never.
-                annotations = copy["metadata"].get("annotations") or {}
-                if ((namespace, name) in self.plane_views[kind].objects
-                        or not managed_by(copy, self.federation)
-                        or PLANE_UID not in annotations
-                        or FEDERATION_NAMESPACE in (namespace, name)
-                        or not self._writable(cluster)):
-                    continue
-                orphan = self.released.pop((cluster, key), False) or key in self.orphaned
-                outcome = await self._drop(cluster, view, key, orphan)
-                if outcome.error:
-                    log.warning("sweep failed", cluster=cluster, kind=kind,
-                                namespace=namespace, object=name, error=outcome.error)
-                    continue
-                swept += 1
-                log.info("copy of a deleted plane object " + ("released" if orphan else
-                                                                "removed"),
-                         cluster=cluster, kind=kind, namespace=namespace, object=name)
-        log.info("member swept", cluster=cluster, removed=swept)
+        for (namespace, name), copy in list(reflector.objects.items()):
+            key = (kind, namespace, name)
+            # Only copies: they carry their plane object's uid. federator's own identity in
+            # the member (made by join, in federation-system) is managed too: never.
+            annotations = copy["metadata"].get("annotations") or {}
+            if ((namespace, name) in view.objects
+                    or not managed_by(copy, self.federation)
+                    or PLANE_UID not in annotations
+                    or FEDERATION_NAMESPACE in (namespace, name)
+                    or not self._writable(cluster, kind)):
+                continue
+            orphan = self.released.pop((cluster, key), False) or key in self.orphaned
+            outcome = await self._drop(cluster, copies, key, orphan)
+            if outcome.error:
+                log.warning("sweep failed", cluster=cluster, kind=kind, namespace=namespace,
+                            object=name, error=outcome.error)
+                continue
+            swept += 1
+            log.info("copy of a deleted plane object " + ("released" if orphan else "removed"),
+                     cluster=cluster, kind=kind, namespace=namespace, object=name)
+        if swept:
+            log.info("member swept", cluster=cluster, kind=kind, removed=swept)
 
-    async def _release(self, view: _MemberView, key: Key) -> None:
+    async def _release(self, copies: _MemberView, key: Key) -> None:
         """Leave a copy to the member: no longer federator's (orphan deletion)."""
-        await view.client.merge_patch(_url(*key), {"metadata": {
+        await copies.client.merge_patch(self._url(*key), {"metadata": {
             "labels": {MANAGED_BY: None}, "annotations": {PLANE_UID: None}}})
 
-    def _listing(self, cluster: str) -> bool:
-        """Ready, but its copies not listed yet (right after federator starts)."""
+    def _listing(self, cluster: str, kind: str) -> bool:
+        """Ready, but its copies of a kind not listed yet (right after federator starts, or
+        the kind is new)."""
         member = self.registry.members.get(cluster)
-        view = self.members.get(cluster)
+        copies = self.members.get(cluster)
         return (member is not None and member.ready and member.client is not None
-                and (view is None or not view.synced))
+                and (copies is None or not copies.listed(kind)))
 
-    def _writable(self, cluster: str) -> bool:
-        """Ready, and its copies known: what reconcile may write to."""
-        view = self.members.get(cluster)
+    def _writable(self, cluster: str, kind: str) -> bool:
+        """Ready, and its copies of a kind known: what reconcile may write to."""
+        copies = self.members.get(cluster)
         member = self.registry.members.get(cluster)
-        return view is not None and view.synced and member is not None and member.ready
+        return (copies is not None and copies.listed(kind) and member is not None
+                and member.ready)
 
     async def run(self) -> None:
         self.registry.listeners.append(self._on_cluster)
-        tasks = [asyncio.ensure_future(v.run())
-                 for v in [self.policies, *self.plane_views.values()]]
-        await self.registry.synced.wait()
-        await self.policies.synced.wait()
-        self._following = True
-        for name in list(self.registry.members):
-            self.registry.follow(name, self.members, self._watch)
-        tasks += [asyncio.ensure_future(self._worker()) for _ in range(self.settings.workers)]
+        tasks: list[asyncio.Future[None]] = [asyncio.ensure_future(self.policies.run())]
         try:
+            delay = 0.5
+            while True:  # nothing is federated before the kinds are known
+                try:
+                    await self._discover()
+                    break
+                except KubeError as exc:
+                    log.warning("discovery failed", error=str(exc), retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+            tasks.append(asyncio.ensure_future(self._discovering()))
+            await self.registry.synced.wait()
+            await self.policies.synced.wait()
+            self._following = True
+            for name in list(self.registry.members):
+                self.registry.follow(name, self.members, self._watch)
+            tasks += [asyncio.ensure_future(self._worker())
+                      for _ in range(self.settings.workers)]
             await asyncio.gather(*tasks)
         finally:
             # Everything stops at once, before the first await: a controller cancelled again
             # while it stops (a lost lease) must leave no watch, sweep or write running.
             self._following = False
             stopped = self.registry.unfollow(self.members, self._on_cluster)
+            tasks += self._plane_tasks.values()
             for task in tasks:
                 task.cancel()
             for write in self.writing.values():
@@ -394,7 +531,8 @@ class Propagator:
     async def reconcile(self, key: Key) -> float | None:
         """Make the members match one plane object. Returns a delay to look again, if any."""
         kind, namespace, name = key
-        obj = self.plane_views[kind].objects.get((namespace, name))
+        view = self.plane_views.get(kind)
+        obj = None if view is None else view.objects.get((namespace, name))
         if obj is None:
             await self._gone(key)
             return None
@@ -421,36 +559,41 @@ class Propagator:
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
         needed = self._needed_by(obj, joined)
-        if kind not in STATUS_KINDS and self.settled.get(key) == self._signature(key, obj,
-                                                                                 needed):
+        summed = self._summed(kind)
+        if not summed and self.settled.get(key) == self._signature(key, obj, needed):
             return None  # nothing it depends on changed since it was last made right
-        clusters = {n: Cluster(labels, self._writable(n)) for n, labels in joined.items()}
+        clusters = {n: Cluster(labels, self._writable(n, kind)) for n, labels in joined.items()}
         policy = policy_rules.governing(self.policies.objects.values(), obj)
         try:
             writable = [n for n, cluster in clusters.items() if cluster.ready]
             workload = kind in WORKLOADS
+            scale = self._scale(kind)
+            field = replica_rules.field_of(kind, scale)
             decision = decide(obj, policy, clusters,
                               capacity=self._capacity(key, obj, writable) if workload else None,
-                              current=self._current(key, writable) if workload else None,
-                              needed_by=needed)
+                              current=self._current(key, writable, field) if field else None,
+                              needed_by=needed, scale=scale)
             targets, replicas = decision.targets, decision.replicas
             ready = [c for c in targets if clusters[c].ready]
         except (PlacementError, PreferencesError) as exc:
             await self._invalid(key, obj, str(exc))
             return None
         self.reported.pop(key, None)  # valid (again): a later problem is announced anew
-        if any(self._listing(c) for c in targets):
+        if any(self._listing(c, kind) for c in targets):
             return None  # a Ready member's copies are still being listed: it comes back then
         jobs: dict[str, Callable[[], Awaitable[Outcome]]] = {
             c: functools.partial(self._sync, c, key, obj, replicas.get(c) if replicas else None,
+                                 field, (decision.completions or {}).get(c),
                                  policy_rules.overrides(policy, c, joined[c]) if policy else [])
             for c in ready}
         jobs.update({c: functools.partial(self._remove_copy, c, key)
-                     for c in sorted(set(self.members) - set(targets)) if self._writable(c)})
+                     for c in sorted(set(self.members) - set(targets))
+                     if self._writable(c, kind)})
         outcomes, waiting = await self._write(key, jobs)
         errors = {c: o.error for c, o in outcomes.items() if o.error and c in ready}
         await self._announce(key, obj, [o.action for o in outcomes.values() if o.action])
-        await self._report(key, obj, targets, ready, replicas, errors)
+        waits = {c: o.waiting for c, o in outcomes.items() if o.waiting and c in ready}
+        await self._report(key, obj, targets, ready, replicas, errors, waits)
         for cluster in ready:
             if (cluster, key) in self.overflowed:
                 self.overflowed.discard((cluster, key))
@@ -463,9 +606,10 @@ class Propagator:
             if patched is None:
                 return None  # changed or gone meanwhile: its watch event brings it back
             obj = patched
-        if kind not in STATUS_KINDS and not errors and not waiting:
+        if not summed and not errors and not waiting and not waits:
             self.settled[key] = self._signature(key, obj, needed)
-        delays = [d for d in (5.0 if errors else None, self.recheck.get(key)) if d is not None]
+        delays = [d for d in (5.0 if errors else None, WAITING_RETRY if waits else None,
+                              self.recheck.get(key)) if d is not None]
         return min(delays) if delays else None
 
     async def _write(self, key: Key, jobs: dict[str, Callable[[], Awaitable[Outcome]]]
@@ -541,7 +685,7 @@ class Propagator:
         copies = []
         for cluster, view in sorted(self.members.items()):
             copy = view.copy(*key)
-            copies.append((cluster, self._writable(cluster),
+            copies.append((cluster, self._writable(cluster, key[0]),
                            copy["metadata"].get("resourceVersion") if copy else None))
         return (obj["metadata"].get("resourceVersion"), self.epoch, tuple(copies),
                 tuple(sorted(needed)))
@@ -552,14 +696,36 @@ class Propagator:
         return {cluster: limit for (cluster, learned_key), (limit, until)
                 in self.capacity.items() if learned_key == key and until > now}
 
-    def _current(self, key: Key, writable: list[str]) -> dict[str, int]:
+    def _current(self, key: Key, writable: list[str], field: replica_rules.ReplicaField
+                 ) -> dict[str, int]:
         """Replicas each writable member's copy of a workload asks for now."""
         current = {}
         for cluster in writable:
             copy = self.members[cluster].copy(*key)
             if copy is not None:
-                current[cluster] = int((copy.get("spec") or {}).get("replicas") or 0)
+                current[cluster] = replica_rules.count(copy, field)
         return current
+
+    def _definition(self, kind: str) -> Object | None:
+        """The plane's CustomResourceDefinition of a custom kind."""
+        resource = self.resources.get(kind)
+        definitions = self.plane_views.get(CRD_KIND)
+        if resource is None or definitions is None:
+            return None
+        return definitions.objects.get(("", f"{resource.plural}.{resource.group}"))
+
+    def _scale(self, kind: str) -> Object | None:
+        """The scale subresource a custom kind's definition declares, if any."""
+        definition = self._definition(kind)
+        if definition is None:
+            return None
+        scale = replica_rules.scale_of(definition, self.resources[kind].version)
+        return dict(scale) if scale is not None else None
+
+    def _summed(self, kind: str) -> bool:
+        """Whether a kind's status is summed from its members' copies (so its reconcile is
+        never skipped as settled: a copy's status change is news)."""
+        return kind in STATUS_KINDS or kind == replica_rules.JOB or self._scale(kind) is not None
 
     def _capacity(self, key: Key, obj: Object, ready: list[str]) -> dict[str, int]:
         """What each member can run of a workload, as far as overflow has shown."""
@@ -597,48 +763,65 @@ class Propagator:
         self.recheck[key] = min(self.recheck.get(key, seconds), seconds)
 
     async def _sync(self, cluster: str, key: Key, obj: Object, replicas: int | None,
+                    field: replica_rules.ReplicaField | None, completions: int | None,
                     patches: list[dict[str, Any]]) -> Outcome:
         """Write one member's copy if it differs."""
         view = self.members[cluster]
-        desired = member_copy(obj, federation=self.federation, replicas=replicas)
+        existing = view.copy(*key)
+        if completions is not None and existing is not None:
+            # A Job's completions cannot change: the member keeps the share it was given.
+            kept = (existing.get("spec") or {}).get("completions")
+            completions = kept if isinstance(kept, int) else completions
+        desired = member_copy(obj, federation=self.federation, replicas=replicas, field=field,
+                              completions=completions)
         if patches:
             try:
                 desired = apply_patch(desired, patches)
             except PatchError as exc:
                 return Outcome(error=f"override not applied, nothing written: {exc}")
         kind, namespace, name = key
+        reflector = view.reflectors.get(kind)
+        if reflector is not None and reflector.missing:
+            return Outcome(waiting=f"{self.resources[kind].plural} not served there yet")
         copy = view.copy(*key)
         other = None
         fingerprint = json.dumps(desired, sort_keys=True)
         changed = difference(copy, desired) if copy is not None else None
-        if copy is not None and changed is None:
+        if copy is not None and (changed is None or (
+                self.applied.get((cluster, key)) == fingerprint
+                and self.normal.get((cluster, key)) == _content(copy))):
+            # Right, or as the member made of what was written (it normalises some values).
             self.applied[(cluster, key)] = fingerprint
             return Outcome()
         async with view.limit:
-            if not self._writable(cluster):
+            if not self._writable(cluster, kind):
                 return Outcome()  # went away while waiting for a slot: decided again then
+            url = self._url(kind, namespace, name)
             try:
                 if copy is None:
-                    other = view.names[kind].objects.get((namespace, name))
+                    if namespace and namespace not in view.namespaces:
+                        await self._ensure_namespace(view, namespace)
+                    other = await self._owner(view, kind, namespace, name, url)
                     if other is not None and not managed_by(other, self.federation):
                         annotations = obj["metadata"].get("annotations") or {}
                         if annotations.get(ADOPT_ANNOTATION) != "true":
-                            return Outcome(error=self._clash(kind, name))
-                    if namespace and namespace not in view.namespaces:
-                        await self._ensure_namespace(view, namespace)
+                            return Outcome(error=self._clash(obj["kind"], name))
                 # A first write does not force: should an object of that name have appeared
                 # meanwhile, its owner's fields make it fail (409) instead of being taken.
-                written = await view.client.apply(_url(kind, namespace, name), desired,
+                written = await view.client.apply(url, desired,
                                                   force=copy is not None or other is not None)
             except KubeError as exc:
                 if exc.conflict and copy is None:
-                    return Outcome(error=self._clash(kind, name))
+                    return Outcome(error=self._clash(obj["kind"], name))
                 return Outcome(error=f"{exc.reason}: {exc.message}"[:300])
-        written.setdefault("kind", kind)
+        written.setdefault("kind", obj["kind"])
         written.setdefault("apiVersion", obj["apiVersion"])
         view.remember(written)
+        if kind == "Namespace" and copy is None and other is None:
+            view.fresh.add(name)
         previous = self.applied.get((cluster, key))
         self.applied[(cluster, key)] = fingerprint
+        self.normal[(cluster, key)] = _content(written)
         if copy is None and previous is None:
             return Outcome(action=("CreatedInCluster", "created", cluster))
         if copy is None:
@@ -647,6 +830,22 @@ class Propagator:
             return Outcome(action=("DriftCorrected", f"restored {changed} (changed there)",
                                    cluster))
         return Outcome(action=("UpdatedInCluster", f"updated {changed}", cluster))
+
+    @staticmethod
+    async def _owner(view: _MemberView, kind: str, namespace: str, name: str, url: str
+                     ) -> Object | None:
+        """Who holds the name in a member where federator has no copy: the object there
+        (metadata only), or None. A namespace federator made holds nothing else of that name
+        (the first write, which does not force, fails should that change)."""
+        if namespace and namespace in view.fresh:
+            return None
+        try:
+            found: Object = await view.client.get(url, accept=METADATA)
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return found
 
     @staticmethod
     def _clash(kind: str, name: str) -> str:
@@ -658,6 +857,7 @@ class Propagator:
                 "metadata": {"name": namespace, "labels": {MANAGED_BY: self.federation}}}
         try:
             await view.client.create(path(NAMESPACES), body)
+            view.fresh.add(namespace)
         except KubeError as exc:
             if not exc.conflict:
                 raise
@@ -688,7 +888,10 @@ class Propagator:
             await self.recorder.record(obj, "Normal", reason, message)
 
     async def _report(self, key: Key, obj: Object, targets: list[str], ready: list[str],
-                      replicas: dict[str, int] | None, errors: dict[str, str]) -> None:
+                      replicas: dict[str, int] | None, errors: dict[str, str],
+                      waits: dict[str, str]) -> None:
+        """Events for a new spread and new errors; the per-cluster breakdown (what is wrong
+        or waited for) in an annotation, the members' status summed into the plane's."""
         kind, namespace, name = key
         if replicas is not None and self.plans.get(key) != replicas:
             self.plans[key] = replicas
@@ -704,26 +907,37 @@ class Propagator:
                 await self.recorder.record(obj, "Warning", "PropagationFailed",
                                            f"cluster {cluster}: {error}")
         status: dict[str, Any] | None = None
+        summed = self._summed(kind)
+        states = {c: MemberState((replicas or {}).get(c, 0), self.members[c].copy(*key),
+                                 errors.get(c)) for c in ready}
         if kind in STATUS_KINDS:
-            states = {c: MemberState((replicas or {}).get(c, 0), self.members[c].copy(*key),
-                                     errors.get(c)) for c in ready}
             status, breakdown = aggregate(obj, states)
+        elif kind == replica_rules.JOB:
+            status, breakdown = aggregate_job(states)
+        elif summed:
+            field = replica_rules.field_of(kind, self._scale(kind))
+            status, breakdown = aggregate_scaled(field.status if field else None, states)
+            definition = self._definition(kind) or {}
+            if not replica_rules.has_status(definition, self.resources[kind].version):
+                status = None  # no status subresource to write it to
         else:
             breakdown = {c: {"error": e} for c, e in errors.items()}
+        for cluster, waiting in waits.items():
+            breakdown.setdefault(cluster, {})["waiting"] = waiting
         for cluster in targets:
             if cluster not in ready:
                 breakdown[cluster] = {"error": "cluster not ready"}
         # Workloads always carry their breakdown; other kinds only while something is wrong.
         annotation: str | None = json.dumps(breakdown, sort_keys=True, separators=(",", ":"))
-        if kind not in STATUS_KINDS and not breakdown:
+        if not summed and not breakdown:
             annotation = None
         current = (obj["metadata"].get("annotations") or {}).get(CLUSTER_STATUS)
         if annotation != current and (annotation is not None or current is not None):
-            obj = await self._patch_plane(obj, _url(*key), {"metadata": {"annotations": {
+            obj = await self._patch_plane(obj, self._url(*key), {"metadata": {"annotations": {
                 CLUSTER_STATUS: annotation}}})
-        if status is not None and not _holds(obj.get("status") or {}, status):
+        if status and not _holds(obj.get("status") or {}, status):
             # Zeros are sent as null: the apiserver leaves zero counts out of what it stores.
-            await self._patch_plane(obj, path(KIND_RESOURCES[kind], namespace=namespace,
+            await self._patch_plane(obj, path(self.resources[kind], namespace=namespace,
                                               name=name, subresource="status"),
                                     {"status": {k: v if v != 0 else None
                                                 for k, v in status.items()}})
@@ -737,7 +951,7 @@ class Propagator:
         log.warning("not propagated", kind=key[0], namespace=key[1], object=key[2],
                     problem=problem)
         await self.recorder.record(obj, "Warning", "InvalidPlacement", problem)
-        await self._patch_plane(obj, _url(*key), {"metadata": {"annotations": {
+        await self._patch_plane(obj, self._url(*key), {"metadata": {"annotations": {
             CLUSTER_STATUS: annotation}}})
 
     # deletion ----------------------------------------------------------------------------
@@ -747,13 +961,13 @@ class Propagator:
         if FINALIZER not in finalizers:
             return None
         orphan = key in self.orphaned or ORPHAN_FINALIZER in finalizers
-        if any(self._listing(c) for c in self.registry.members):
+        if any(self._listing(c, key[0]) for c in self.registry.members):
             return None  # nothing is decided before a member's copies are listed
         left: list[str] = []
         jobs: dict[str, Callable[[], Awaitable[Outcome]]] = {}
         for cluster in sorted(set(self.members) | set(self.registry.members)):
             member, view = self.registry.members.get(cluster), self.members.get(cluster)
-            if view is None or not view.synced:
+            if view is None or not view.listed(key[0]):
                 if member is not None:
                     left.append(cluster)  # away since federator started: copies unknown
                 continue
@@ -790,11 +1004,15 @@ class Propagator:
             if orphan:
                 await self._release(view, key)
             else:
-                await view.client.delete(_url(*key))
+                await view.client.delete(self._url(*key))
         except KubeError as exc:
             if not exc.not_found:
                 return Outcome(error=f"{exc.reason}: {exc.message}"[:300])
         self.applied.pop((cluster, key), None)
+        self.normal.pop((cluster, key), None)
+        if key[0] == "Namespace":
+            view.fresh.discard(key[2])
+            view.namespaces.discard(key[2])
         return Outcome()
 
     async def _gone(self, key: Key) -> None:
@@ -803,10 +1021,11 @@ class Propagator:
         orphan = key in self.orphaned
         self.orphaned.discard(key)
         for cluster, view in self.members.items():
+            self.normal.pop((cluster, key), None)
             if self.applied.pop((cluster, key), None) is None or orphan:
                 continue
-            if view.copy(*key) is not None and self._writable(cluster):
-                await view.client.delete(_url(*key))
+            if view.copy(*key) is not None and self._writable(cluster, key[0]):
+                await view.client.delete(self._url(*key))
                 log.info("copy of a deleted object removed", cluster=cluster, kind=key[0],
                          namespace=key[1], object=key[2])
 
@@ -819,7 +1038,7 @@ class Propagator:
         """The object with these finalizers, or None if it changed meanwhile (409)."""
         meta = obj["metadata"]
         try:
-            return await self._patch_plane(obj, _url(*_key(obj)), {"metadata": {
+            return await self._patch_plane(obj, self._url(*_key(obj)), {"metadata": {
                 "finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}})
         except KubeError as exc:
             if exc.conflict or exc.not_found:
@@ -832,5 +1051,7 @@ class Propagator:
         patched: Object = await self.plane.merge_patch(url, patch)
         patched.setdefault("kind", obj["kind"])
         patched.setdefault("apiVersion", obj["apiVersion"])
-        self.plane_views[obj["kind"]].remember(patched)
+        view = self.plane_views.get(group_kind_of(patched))
+        if view is not None:
+            view.remember(patched)
         return patched

@@ -6,9 +6,10 @@ shown of their capacity, and what runs where now.
 Placement: the object's own annotations (`federator.io/clusters`, then
 `federator.io/cluster-selector`), else its governing FederationPolicy's placement, else every
 joined cluster; a ConfigMap or Secret also where the workloads that use it are placed.
-Replicas (Deployments, ReplicaSets, StatefulSets): the object's preferences annotation, else
-the policy's `replicaScheduling`, else equal weights with rebalancing, spread over the Ready
-targets by `spreading.spread`."""
+Replicas (Deployments, ReplicaSets, StatefulSets, a Job's parallelism, a custom resource's
+scale subresource: `domain.replicas`): the object's preferences annotation, else the policy's
+`replicaScheduling`, else equal weights with rebalancing, spread over the Ready targets by
+`spreading.spread`; a Job's completions follow its parallelism."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from federator.domain import policy as policy_rules
-from federator.domain import preferences
+from federator.domain import preferences, replicas
 from federator.domain.propagation import (
     CLUSTER_SELECTOR_ANNOTATION,
     CLUSTERS_ANNOTATION,
-    WORKLOADS,
+    group_kind_of,
     placement,
 )
 from federator.domain.spreading import explain, spread
@@ -44,6 +45,7 @@ class Decision:
     replicas: dict[str, int] | None  # per Ready target; None for kinds without replicas
     unplaced: int  # replicas no cluster could take
     reasons: dict[str, str]  # for every joined cluster: why it gets what it gets
+    completions: dict[str, int] | None = None  # a Job's, per Ready target, when it sets any
 
 
 def _by_policy(obj: Object, policy: Object | None) -> bool:
@@ -74,11 +76,13 @@ def targets_of(obj: Object, policy: Object | None,
 def decide(obj: Object, policy: Object | None, clusters: Mapping[str, Cluster], *,
            capacity: Mapping[str, int] | None = None,
            current: Mapping[str, int] | None = None,
-           needed_by: Mapping[str, str] | None = None) -> Decision:
+           needed_by: Mapping[str, str] | None = None,
+           scale: Mapping[str, Any] | None = None) -> Decision:
     """The decision for `obj` (governed by `policy`, if any) over the joined `clusters`.
     `capacity`: replicas a cluster has shown it can run at most; `current`: replicas each
     cluster runs now (kept when rebalance is off); `needed_by`: clusters a workload that
-    uses the object is placed in (cluster -> that workload), where it goes as well.
+    uses the object is placed in (cluster -> that workload), where it goes as well; `scale`:
+    the scale subresource of a custom resource's definition.
     PlacementError or PreferencesError when the object's or the policy's settings cannot be
     used (the message says why)."""
     joined = {name: cluster.labels for name, cluster in clusters.items()}
@@ -91,7 +95,8 @@ def decide(obj: Object, policy: Object | None, clusters: Mapping[str, Cluster], 
                if name not in targets}
     reasons.update({name: "not Ready: its share goes to the others" for name in targets
                     if name not in ready})
-    if obj.get("kind") not in WORKLOADS:
+    field = replicas.field_of(group_kind_of(obj), scale)
+    if field is None:
         reasons.update({name: f"selected by {placed_by}" for name in ready})
         reasons.update({name: f"needed by {workload}, placed there"
                         for name, workload in needed.items() if name in ready})
@@ -103,12 +108,15 @@ def decide(obj: Object, policy: Object | None, clusters: Mapping[str, Cluster], 
     if unknown:
         raise preferences.PreferencesError(
             f"preferences name clusters that are not joined: {', '.join(unknown)}")
-    total = int((obj.get("spec") or {}).get("replicas", 1))
+    total = replicas.count(obj, field)
     chosen = prefs.for_clusters(ready)
     kept = None if prefs.rebalance else {name: (current or {}).get(name, 0) for name in ready}
     plan = spread(total, chosen, capacity=capacity, current=kept)
     reasons.update({name: 'not named in the preferences, which have no "*" entry'
                     for name in ready if name not in chosen})
     reasons.update(explain(total, chosen, plan, capacity=capacity, current=kept))
-    return Decision(targets, {name: plan.replicas.get(name, 0) for name in ready},
-                    plan.unplaced, reasons)
+    split = {name: plan.replicas.get(name, 0) for name in ready}
+    wanted = (obj.get("spec") or {}).get("completions")
+    completions = (replicas.completions(wanted, split) if field is replicas.JOB_PARALLELISM
+                   and isinstance(wanted, int) else None)
+    return Decision(targets, split, plan.unplaced, reasons, completions)

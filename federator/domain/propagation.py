@@ -1,6 +1,6 @@
-"""What a plane object becomes in a member: which kinds are federated, which clusters an
-object goes to, and the member copy itself (server-owned fields stripped, federator's label
-and annotations added, replicas set, a Service without its cluster IPs)."""
+"""What a plane object becomes in a member: which objects stay in the plane, which clusters
+an object goes to, and the member copy itself (server-owned metadata and what the member owns
+stripped, federator's label and annotations added, replicas set)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from federator.domain.kinds import FEDERATOR_GROUP, group_kind
 from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
+from federator.domain.owned import strip
+from federator.domain.replicas import ReplicaField, field_of, written
 
 # On member copies of workloads: which plane spec they carry. A hash, not the plane's
 # generation, which a Deployment also bumps when only its annotations change.
@@ -23,12 +26,12 @@ ADOPT_ANNOTATION = "federator.io/adopt"
 FINALIZER = "federator.io/propagation"
 ORPHAN_FINALIZER = "orphan"
 
-# (apiVersion, kind), in the order a member needs them: namespaces before what is in them.
-FEDERATED = (("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
-             ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet"),
-             ("apps/v1", "DaemonSet"))
-WORKLOADS = frozenset({"Deployment", "ReplicaSet", "StatefulSet"})  # replicas spread
-STATUS_KINDS = WORKLOADS | {"DaemonSet"}  # status summed from the members' copies
+# Kinds (with their group) whose replicas are spread, and whose status is summed from the
+# members' copies.
+WORKLOADS = frozenset({"Deployment.apps", "ReplicaSet.apps", "StatefulSet.apps"})
+STATUS_KINDS = WORKLOADS | {"DaemonSet.apps"}
+# Objects that carry it stay in the plane: federator's own identity there, say.
+LOCAL_LABEL = "federator.io/local"
 _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
                     "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
                     "finalizers", "ownerReferences", "selfLink", "generateName")
@@ -43,20 +46,45 @@ class PlacementError(ValueError):
 # Secrets that belong where they are: a cluster's service-account tokens, and the release
 # records of Helm (a release installed through the federation is the federation's, not each
 # member's: helm in a member would otherwise see releases it never installed there).
-LOCAL_SECRET_TYPES = frozenset({"kubernetes.io/service-account-token", "helm.sh/release.v1"})
+LOCAL_SECRET_TYPES = frozenset({"kubernetes.io/service-account-token", "helm.sh/release.v1",
+                                "bootstrap.kubernetes.io/token"})
+# What every cluster makes for itself: (kind with group, namespace or "", name).
+_EACH_CLUSTERS = frozenset({("ConfigMap", "*", "kube-root-ca.crt"),
+                            ("ServiceAccount", "*", "default"),
+                            ("Service", "default", "kubernetes")})
+_BOOTSTRAP = ("kubernetes.io/bootstrapping", "rbac-defaults")  # default roles of a cluster
+
+
+def group_kind_of(obj: Mapping[str, Any]) -> str:
+    return group_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
 
 
 def propagated(obj: Mapping[str, Any]) -> bool:
-    """Whether federator copies this object into members at all."""
-    if obj.get("kind") == "Secret" and obj.get("type") in LOCAL_SECRET_TYPES:
-        return False
+    """Whether federator copies this object (of a federated kind) into members at all: not
+    what every cluster has its own of (system namespaces and what is in them, default
+    service accounts, default roles, system priority classes, service-account tokens),
+    nor federator's own API and what is labelled `federator.io/local: "true"`."""
+    kind = group_kind_of(obj)
     meta = obj.get("metadata") or {}
-    if obj.get("kind") == "Namespace":
-        return _user_namespace(meta.get("name", ""))  # every cluster has its own system ones
-    if not _user_namespace(meta.get("namespace", "default")) and \
-            meta.get("namespace") != "default":
+    name, namespace = str(meta.get("name", "")), meta.get("namespace")
+    labels = meta.get("labels") or {}
+    if labels.get(LOCAL_LABEL) == "true" or labels.get(_BOOTSTRAP[0]) == _BOOTSTRAP[1]:
         return False
-    return not (obj.get("kind") == "ConfigMap" and meta.get("name") == "kube-root-ca.crt")
+    if kind == "Secret" and obj.get("type") in LOCAL_SECRET_TYPES:
+        return False
+    if kind == "Namespace":
+        return _user_namespace(name)  # every cluster has its own system ones
+    if namespace is not None and not _user_namespace(namespace) and namespace != "default":
+        return False
+    if {(kind, "*", name), (kind, namespace or "", name)} & _EACH_CLUSTERS:
+        return False
+    if namespace is None and name.startswith("system:"):
+        return False  # reserved for the cluster's own roles and bindings
+    if kind == "PriorityClass.scheduling.k8s.io" and name.startswith("system-"):
+        return False
+    spec = obj.get("spec") or {}
+    return not (kind == "CustomResourceDefinition.apiextensions.k8s.io"
+                and spec.get("group") == FEDERATOR_GROUP)
 
 
 def _user_namespace(name: str) -> bool:
@@ -127,33 +155,32 @@ def placement(obj: Mapping[str, Any], clusters: Mapping[str, Mapping[str, str]])
     return sorted(clusters)
 
 
-def member_copy(obj: Mapping[str, Any], *, federation: str,
-                replicas: int | None = None) -> dict[str, Any]:
-    """The object federator applies to a member for this plane object."""
-    result = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("metadata", "status")}
+def member_copy(obj: Mapping[str, Any], *, federation: str, replicas: int | None = None,
+                field: ReplicaField | None = None,
+                completions: int | None = None) -> dict[str, Any]:
+    """The object federator applies to a member for this plane object: with `replicas` at
+    its kind's replica field (`field`, for a custom resource), and a Job's `completions`."""
+    kind = group_kind_of(obj)
+    result = {k: copy.deepcopy(v) for k, v in obj.items() if k != "metadata"}
     meta = obj.get("metadata") or {}
     new_meta = {k: copy.deepcopy(v) for k, v in meta.items() if k not in _SERVER_METADATA}
+    result["metadata"] = new_meta
+    strip(kind, result)
     labels = dict(new_meta.get("labels") or {})
     labels[MANAGED_BY] = federation
     annotations = {k: v for k, v in (new_meta.get("annotations") or {}).items()
                    if k not in _DROPPED_ANNOTATIONS}
     annotations[PLANE_UID] = str(meta.get("uid", ""))
-    if obj.get("kind") in STATUS_KINDS:
+    if kind in STATUS_KINDS:
         annotations[SPEC_HASH] = spec_hash(obj)
     new_meta["labels"] = labels
     new_meta["annotations"] = annotations
     result["metadata"] = new_meta
-    kind = obj.get("kind")
-    if kind == "Namespace":
-        result.pop("spec", None)  # finalizers of the member's own
-    if kind == "Service":
-        spec = result.get("spec") or {}
-        for field in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
-            spec.pop(field, None)
-        for port in spec.get("ports") or []:
-            port.pop("nodePort", None)  # each member allocates its own
-    if kind in WORKLOADS and replicas is not None:
-        result.setdefault("spec", {})["replicas"] = replicas
+    field = field or field_of(kind)
+    if field is not None and replicas is not None:
+        result = written(result, field.spec, replicas)
+    if completions is not None:
+        result = written(result, ("spec", "completions"), completions)
     return result
 
 

@@ -122,3 +122,78 @@ def aggregate(plane: dict[str, Any], states: dict[str, MemberState]
             entry["error"] = state.error
         breakdown[cluster] = entry
     return status, breakdown
+
+
+JOB_SUMMED = ("active", "succeeded", "failed", "ready", "terminating")
+_JOB_FINISHED = {"Complete": "SuccessCriteriaMet", "Failed": "FailureTarget"}
+
+
+def _job_conditions(reported: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Complete (after SuccessCriteriaMet) once every member's Job is; Failed (after
+    FailureTarget) once any member's is, as the member said it."""
+    def found(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == type_ and condition.get("status") == "True":
+                return dict(condition)
+        return None
+
+    failed = [c for c in (found(r, "Failed") for r in reported) if c]
+    if failed:
+        target = [c for c in (found(r, "FailureTarget") for r in reported) if c]
+        return [*target[:1], failed[0]]
+    complete = [c for c in (found(r, "Complete") for r in reported) if c]
+    if reported and len(complete) == len(reported):
+        criteria = [c for c in (found(r, "SuccessCriteriaMet") for r in reported) if c]
+        return [*criteria[:1], {**complete[-1], "message": "complete in every cluster"}]
+    return []
+
+
+def aggregate_job(states: dict[str, MemberState]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Job's status from its members': the counts summed, the earliest start, and Complete
+    with the latest completion time once every member's copy is complete."""
+    reported = [dict((s.copy or {}).get("status") or {}) for s in states.values()]
+    status: dict[str, Any] = {field: sum(int(r.get(field) or 0) for r in reported)
+                              for field in JOB_SUMMED}
+    starts = sorted(str(r["startTime"]) for r in reported if r.get("startTime"))
+    if starts:
+        status["startTime"] = starts[0]
+    conditions = _job_conditions(reported)
+    if conditions:
+        status["conditions"] = conditions
+        ends = sorted(str(r["completionTime"]) for r in reported if r.get("completionTime"))
+        if conditions[-1]["type"] == "Complete" and ends:
+            status["completionTime"] = ends[-1]
+    breakdown = {}
+    for cluster, state in sorted(states.items()):
+        member = (state.copy or {}).get("status") or {}
+        entry: dict[str, Any] = {"desired": state.desired,
+                                 **{f: int(member.get(f) or 0)
+                                    for f in ("active", "succeeded", "failed")}}
+        if state.error:
+            entry["error"] = state.error
+        breakdown[cluster] = entry
+    return status, breakdown
+
+
+def aggregate_scaled(path: tuple[str, ...] | None, states: dict[str, MemberState]
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A custom resource with a scale subresource: the members' counts at its
+    statusReplicasPath summed (nothing when it declares none)."""
+    breakdown: dict[str, Any] = {}
+    total = 0
+    for cluster, state in sorted(states.items()):
+        node: Any = state.copy or {}
+        for name in path or ():
+            node = node.get(name) if isinstance(node, dict) else None
+        replicas = node if isinstance(node, int) and not isinstance(node, bool) else 0
+        total += replicas
+        breakdown[cluster] = {"desired": state.desired, "replicas": replicas}
+        if state.error:
+            breakdown[cluster]["error"] = state.error
+    status: dict[str, Any] = {}
+    if path is not None and path[0] == "status" and len(path) > 1:
+        node = status
+        for name in path[1:-1]:
+            node = node.setdefault(name, {})
+        node[path[-1]] = total
+    return status, breakdown

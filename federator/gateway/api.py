@@ -194,7 +194,7 @@ def _federated_event(event: Object) -> models.FederatedEvent:
         lastTimestamp=event.get("lastTimestamp"))
 
 
-Key = tuple[str, str, str]  # kind, namespace, name
+Key = tuple[str, str, str]  # kind with its group (Deployment.apps), namespace, name
 
 
 class Api:
@@ -350,8 +350,9 @@ class Api:
         obj = body.object
         governing = capacity = None
         if obj is not None:
-            if obj.get("kind") not in propagation.WORKLOADS:
-                raise _invalid("object.kind", "plan a Deployment, ReplicaSet or StatefulSet")
+            if propagation.group_kind_of(obj) not in propagation.WORKLOADS:
+                raise _invalid("object.kind", "plan a Deployment, ReplicaSet or StatefulSet "
+                                              "(apiVersion apps/v1)")
             if problem := _object_problem(obj):
                 raise _invalid(*problem)
             total = (obj.get("spec") or {}).get("replicas", 1)
@@ -366,7 +367,7 @@ class Api:
             # it gets 403 naming it), and what the leader learned of members' capacity.
             found = await self._plane_get(request, path(POLICIES, namespace=namespace))
             governing = policy_rules.governing(found.get("items") or [], obj)
-            capacity = self.learned_capacity((str(obj["kind"]), namespace,
+            capacity = self.learned_capacity((propagation.group_kind_of(obj), namespace,
                                               str(meta.get("name") or "")))
         else:
             total = body.replicas or 0

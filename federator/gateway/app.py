@@ -54,9 +54,10 @@ class Gateway:
     def __init__(self, plane: KubeClient, registry: Registry, tokens: dict[str, User],
                  dns_records: Callable[[], list[RecordSet]] = list, *,
                  member_timeout: float = 5.0,
-                 learned_capacity: Callable[[api.Key], Mapping[str, int]] = lambda _: {}
-                 ) -> None:
+                 learned_capacity: Callable[[api.Key], Mapping[str, int]] = lambda _: {},
+                 exclude: tuple[str, ...] = ()) -> None:
         self.plane = plane
+        self.exclude = exclude  # resources kept in the plane by the settings
         self.learned_capacity = learned_capacity
         self.dns_records = dns_records
         self.registry = registry
@@ -95,7 +96,7 @@ class Gateway:
         user: User = request[USER]
         if fanout.fans_out(request.method, target.path):
             return await self._fan_out(request, user)
-        why = kinds.not_propagated(request.method, target.path)
+        why = kinds.not_propagated(request.method, target.path, self.exclude)
         return await forward(request, self.plane, target.path_qs, user, "the plane",
                              [f'299 - "{why}"'] if why else [])
 

@@ -53,22 +53,33 @@ class KubeClient:
         self.timeout = timeout
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._watching: aiohttp.ClientSession | None = None  # watches: a connection each
         self._base = yarl.URL(credentials.server)  # parsed once, not per request
 
     @property
     def server(self) -> str:
         return self.credentials.server
 
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+        headers = {"User-Agent": "federator", "Accept": "application/json"}
+        if self.credentials.token:
+            headers["Authorization"] = f"Bearer {self.credentials.token}"
+        connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context(), limit=limit)
+        return aiohttp.ClientSession(headers=headers, connector=connector,
+                                     cookie_jar=aiohttp.DummyCookieJar())
+
     def _open(self) -> aiohttp.ClientSession:
+        """The pool of requests, at most `pool_size` connections."""
         if self._session is None or self._session.closed:
-            headers = {"User-Agent": "federator", "Accept": "application/json"}
-            if self.credentials.token:
-                headers["Authorization"] = f"Bearer {self.credentials.token}"
-            connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context(),
-                                             limit=self._pool_size)
-            self._session = aiohttp.ClientSession(headers=headers, connector=connector,
-                                                  cookie_jar=aiohttp.DummyCookieJar())
+            self._session = self._new_session(self._pool_size)
         return self._session
+
+    def _open_watching(self) -> aiohttp.ClientSession:
+        """The pool of federator's own watches: one connection each, however many kinds
+        are watched, so that they never take the connections requests wait for."""
+        if self._watching is None or self._watching.closed:
+            self._watching = self._new_session(0)
+        return self._watching
 
     def url(self, path: str, *, encoded: bool = False) -> yarl.URL:
         """This apiserver's own server plus `path` (and its query): the only URLs this
@@ -84,9 +95,10 @@ class KubeClient:
         return url
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watching):
+            if session is not None:
+                await session.close()
+        self._session = self._watching = None
 
     async def request(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
                       body: Any = None, content_type: str = "application/json",
@@ -182,7 +194,7 @@ class KubeClient:
                   "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds),
                   **(extra or {})}
         try:
-            async with self._open().get(
+            async with self._open_watching().get(
                 self.url(url), params=params, allow_redirects=False,
                 headers={"Accept": accept} if accept else None,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,

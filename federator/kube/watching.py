@@ -4,6 +4,7 @@ and hands each change of the collection to a handler, deletions seen across reli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -42,12 +43,16 @@ class Reflector:
     def __init__(self, client: KubeClient, url: str, handler: Handler, *,
                  label_selector: str | None = None, field_selector: str | None = None,
                  metadata_only: bool = False, keep: bool = True,
-                 backoff_max: float = 30.0, forbidden_is_empty: bool = False) -> None:
+                 backoff_max: float = 30.0, absent_is_empty: bool = False) -> None:
         self.client = client
-        # True: a list the apiserver forbids (403) counts as an empty, synced collection,
-        # listed again with backoff until it is allowed; `denied` says why meanwhile.
-        self.forbidden_is_empty = forbidden_is_empty
+        # True: a list the apiserver forbids (403) or does not serve (404: a custom resource
+        # whose definition has not arrived) counts as an empty, synced collection, listed
+        # again with backoff until it is there; `denied` says why meanwhile, `missing` is
+        # True while it is not served.
+        self.absent_is_empty = absent_is_empty
         self.denied: str | None = None
+        self.missing = False
+        self._awake = asyncio.Event()
         self.keep = keep  # False: hand changes on without holding the collection (a relist
         # then hands every object on again, as ADDED, and no deletion)
         self.metadata_only = metadata_only
@@ -95,13 +100,20 @@ class Reflector:
         self.synced.set()
         return str(answer["metadata"]["resourceVersion"])
 
-    async def _forbidden(self, exc: KubeError) -> None:
-        """The list is forbidden: what was known of the collection is gone (as a relist
-        would find it) and it counts as synced, empty."""
+    def wake(self) -> None:
+        """Try again now, not after the backoff: what was absent may be there."""
+        self._awake.set()
+
+    async def _absent(self, exc: KubeError) -> None:
+        """The list is forbidden or not served: what was known of the collection is gone
+        (as a relist would find it) and it counts as synced, empty."""
         if self.denied is None:
-            log.warning("list forbidden: counted as empty until allowed", url=self.url,
-                        server=self.client.server, error=exc.message)
+            (log.warning if exc.code == 403 else log.info)(
+                "list " + ("forbidden" if exc.code == 403 else "not served") +
+                ": counted as empty until it is there", url=self.url,
+                server=self.client.server, error=exc.message)
         self.denied = exc.message
+        self.missing = exc.code == 404
         for key in list(self.objects):
             await self.handler("DELETED", self.objects.pop(key))
         self.synced.set()
@@ -121,6 +133,7 @@ class Reflector:
                 if resource_version is None:
                     resource_version = await self._list()
                     self.denied = None
+                    self.missing = False
                     failing = self._recovered(failing)
                 async for event in self.client.watch(
                         self.url, resource_version=resource_version, extra=self.selectors,
@@ -143,19 +156,30 @@ class Reflector:
                 if exc.code == 410:
                     resource_version = None  # too old: list again
                     continue
-                if exc.code == 403 and self.forbidden_is_empty and resource_version is None:
-                    await self._forbidden(exc)
-                # The first failure in a row is a warning; its repeats (a member down for a
-                # while, watched by many reflectors) only debug lines.
-                (log.warning if failing == 0 else log.debug)(
-                    "watch failed", url=self.url, server=self.client.server, error=str(exc),
-                    retry_in=round(delay, 1))
-                failing += 1
+                if (exc.code in (403, 404) and self.absent_is_empty
+                        and resource_version is None):
+                    await self._absent(exc)
+                    failing += 1
+                else:
+                    self._failed(exc, failing, delay)
+                    failing += 1
+                    if exc.code == 404:
+                        resource_version = None  # no longer served: list to know
             except Exception:  # a mirror must not die quietly: say why, start over
                 log.exception("list or watch broke", url=self.url, server=self.client.server,
                               retry_in=round(delay, 1))
                 resource_version = None
             else:
                 continue
-            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
-            delay = min(delay * 2, self.backoff_max)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._awake.wait(),
+                                       delay * (0.5 + random.random()))  # noqa: S311
+            delay = 0.5 if self._awake.is_set() else min(delay * 2, self.backoff_max)
+            self._awake.clear()
+
+    def _failed(self, exc: KubeError, failing: int, delay: float) -> None:
+        """The first failure in a row is a warning; its repeats (a member down for a while,
+        watched by many reflectors) only debug lines."""
+        (log.warning if failing == 0 else log.debug)(
+            "watch failed", url=self.url, server=self.client.server, error=str(exc),
+            retry_in=round(delay, 1))

@@ -14,8 +14,10 @@ from federator.lab.toolchain import Binaries
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 # The plane stores templates: it runs no controller that would turn them into pods; it does
-# aggregate ClusterRoles (view, edit, admin take in what federator.io adds to them).
-PLANE_CONTROLLERS = "namespace,garbagecollector,clusterrole-aggregation"
+# aggregate ClusterRoles (view, edit, admin take in what federator.io adds to them), and lifts
+# the protection finalizers its admission puts on claims and volumes (no pod uses them there).
+PLANE_CONTROLLERS = ("namespace,garbagecollector,clusterrole-aggregation,pvc-protection,"
+                     "pv-protection")
 # A member without workloads: what join and unjoin need (tokens, namespace deletion).
 LIGHT_CONTROLLERS = "serviceaccount-token,serviceaccount,namespace,garbagecollector"
 

@@ -37,9 +37,15 @@ def reader(serving: Serve, federation: Path,
     """Contexts of user `reader`, bound to a read-only role in the plane only."""
     output = tmp_path_factory.mktemp("reader") / "kubeconfig"
     write_contexts(federation, serving, output, "--user", "reader", "--group", "readers")
-    # The plane's built-in `view` (aggregated: it takes in federator.io's reads too).
-    kubectl(federation, "federation", "create", "clusterrolebinding", "gw-reader",
-            "--clusterrole=view", "--user=reader")
+    # The plane's built-in `view` (aggregated: it takes in federator.io's reads too). A
+    # binding is propagated like any object: this one is labelled to stay in the plane.
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "gw-reader", "labels": {"federator.io/local": "true"}},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "view"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                             "name": "reader"}]}
+    kubectl(federation, "federation", "apply", "-f", "-", stdin=json.dumps(binding))
     yield output
     kubectl(federation, "federation", "delete", "clusterrolebinding", "gw-reader")
 
@@ -86,20 +92,24 @@ def test_kubectl_verbs_through_the_gateway(gateway: Path) -> None:
 
 
 def test_a_watch_streams_through_the_gateway(gateway: Path) -> None:
-    argv = ["kubectl", f"--kubeconfig={gateway}", "--context=federation", "get", "configmaps",
-            "-w", "-o", "name", "--request-timeout=60s"]
+    # A namespace of its own: the watch lists what is there first.
+    kubectl(gateway, "federation", "create", "namespace", "gw-watching")
+    argv = ["kubectl", f"--kubeconfig={gateway}", "--context=federation", "-n", "gw-watching",
+            "get", "configmaps", "-w", "-o", "name", "--request-timeout=60s"]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           text=True) as watcher:
         try:
             assert watcher.stdout is not None
-            kubectl(gateway, "federation", "create", "configmap", "gw-watched",
-                    "--from-literal=a=1")
+            kubectl(gateway, "federation", "-n", "gw-watching", "create", "configmap",
+                    "gw-watched", "--from-literal=a=1")
             assert watcher.stdout.readline().strip() == "configmap/gw-watched"
-            kubectl(gateway, "federation", "label", "configmap", "gw-watched", "seen=twice")
+            kubectl(gateway, "federation", "-n", "gw-watching", "label", "configmap",
+                    "gw-watched", "seen=twice")
             assert watcher.stdout.readline().strip() == "configmap/gw-watched"
         finally:
             watcher.kill()
-            kubectl(gateway, "federation", "delete", "configmap", "gw-watched", check=False)
+            kubectl(gateway, "federation", "delete", "namespace", "gw-watching",
+                    "--wait=false", check=False)
 
 
 def test_pods_of_every_member_in_one_watch(gateway: Path) -> None:
@@ -362,20 +372,23 @@ def test_client_certificates_of_another_ca(federation: Path, gateway: Path, serv
 
 def test_a_write_that_stays_in_the_plane_says_so(gateway: Path) -> None:
     """Nothing is kept in the plane silently: kubectl prints the gateway's Warning for a kind
-    federator does not propagate and for a namespace that is each cluster's own; a kind it
+    that is each cluster's own and for a namespace that is each cluster's own; a kind it
     propagates gets none."""
-    for command, said in (
-            (("create", "serviceaccount", "gw-kept"),
-             "Warning: stored in the federation, not propagated: federator does not "
-             "propagate serviceaccounts yet"),
-            (("-n", "kube-public", "create", "configmap", "gw-kept"),
+    lease = json.dumps({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": "gw-kept"}, "spec": {"holderIdentity": "a"}})
+    for command, stdin, said in (
+            (("create", "-f", "-"), lease,
+             "Warning: stored in the federation, not propagated: leases coordinate processes "
+             "of one cluster"),
+            (("-n", "kube-public", "create", "configmap", "gw-kept"), None,
              "Warning: stored in the federation, not propagated: namespace kube-public is "
              "each cluster's own"),
-            (("create", "configmap", "gw-kept"), None)):
-        done = kubectl(gateway, "federation", *command)
+            (("create", "configmap", "gw-kept"), None, None),
+            (("create", "serviceaccount", "gw-kept"), None, None)):
+        done = kubectl(gateway, "federation", *command, stdin=stdin)
         if said is None:
             assert "Warning" not in done.stderr, done.stderr
         else:
             assert said in done.stderr, done.stderr
-    kubectl(gateway, "federation", "delete", "serviceaccount,configmap", "gw-kept")
+    kubectl(gateway, "federation", "delete", "serviceaccount,configmap,lease", "gw-kept")
     kubectl(gateway, "federation", "-n", "kube-public", "delete", "configmap", "gw-kept")

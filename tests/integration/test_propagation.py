@@ -221,6 +221,8 @@ def test_bad_preferences_propagate_nothing(serving: Serve, federation: Path, nam
                "a later object propagated")
     for member in MEMBERS:
         assert copy_of(federation, member, "deployment", name) is None
+    kubectl(federation, "federation", "delete", "deployment,configmap", name, f"after-{name}",
+            "--ignore-not-found")
 
 
 def test_failover_moves_replicas_and_brings_them_back(serving: Serve, federation: Path,
@@ -757,8 +759,12 @@ def test_a_member_joined_without_rights_for_a_kind(serving: Serve, federation: P
     """A member joined by an older federator, whose rights lack a kind propagated since:
     that kind fails there and says so; everything else still reaches the member."""
     role = get_json(federation, "member-3", "clusterrole", "federator-member")
-    rules = [{**rule, "resources": [r for r in rule["resources"] if r != "statefulsets"]}
-             for rule in role["rules"]]
+    # Its rights as an older join gave them: every core kind, apps kinds but StatefulSets.
+    verbs = ["get", "list", "watch", "create", "update", "patch", "delete"]
+    rules = [rule for rule in role["rules"] if rule["resources"] != ["*"]] + [
+        {"apiGroups": [""], "resources": ["*"], "verbs": verbs},
+        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "daemonsets"],
+         "verbs": verbs}]
     kubectl(federation, "member-3", "patch", "clusterrole", "federator-member",
             "--type=merge", "-p", json.dumps({"rules": rules}))
     assert serving.stop() == 0

@@ -8,7 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from federator.domain.decision import Cluster, decide
-from federator.domain.dependencies import FOLLOW_ANNOTATION, follows, references
+from federator.domain.dependencies import (
+    FOLLOW_ANNOTATION,
+    FOLLOWING_KINDS,
+    follows,
+    references,
+)
 
 POD = {
     "initContainers": [{"name": "init", "envFrom": [{"secretRef": {"name": "init-secret"}}]}],
@@ -49,16 +54,30 @@ def test_every_place_a_pod_names_a_configmap_or_secret() -> None:
                     lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.sampled_from(
                         ["containers", "volumes", "env", "envFrom", "configMap", "name",
-                         "secret", "secretName", "projected", "sources", "valueFrom"]),
+                         "secret", "secretName", "projected", "sources", "valueFrom",
+                         "serviceAccountName", "persistentVolumeClaim", "claimName"]),
                         inner, max_size=4), max_leaves=20))
 def test_a_template_of_any_shape_is_read_without_failing(pod: Any) -> None:
     found = references(workload(pod))
-    assert all(kind in ("ConfigMap", "Secret") and isinstance(name, str) and name
+    assert all(kind in FOLLOWING_KINDS and isinstance(name, str) and name
                for kind, name in found)
 
 
-def test_only_configmaps_and_secrets_follow_and_they_may_opt_out() -> None:
+def test_a_service_account_and_claims_are_used_too_also_by_a_cron_job() -> None:
+    pod = {"serviceAccountName": "runner", "containers": [{"name": "a"}],
+           "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
+                       {"name": "c", "configMap": {"name": "settings"}}]}
+    expected = {("ServiceAccount", "runner"), ("PersistentVolumeClaim", "data"),
+                ("ConfigMap", "settings")}
+    assert references(workload(pod)) == expected
+    cron = {"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": pod}}}}}
+    assert references(cron) == expected
+
+
+def test_only_what_pods_use_follows_and_it_may_opt_out() -> None:
     assert follows({"kind": "ConfigMap", "metadata": {}})
+    assert follows({"kind": "ServiceAccount", "metadata": {}})
+    assert follows({"kind": "PersistentVolumeClaim", "metadata": {}})
     assert not follows({"kind": "ConfigMap",
                         "metadata": {"annotations": {FOLLOW_ANNOTATION: "false"}}})
     assert not follows({"kind": "Service", "metadata": {}})

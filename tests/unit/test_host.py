@@ -21,7 +21,8 @@ def test_manifests_run_the_plane_and_federator() -> None:
     apiserver = by_name["federation-apiserver"]["spec"]["template"]["spec"]["containers"][0]
     assert apiserver["image"] == "registry.k8s.io/kube-apiserver:v1.33.13"
     kcm = by_name["federation-controller-manager"]["spec"]["template"]["spec"]["containers"][0]
-    assert "--controllers=namespace,garbagecollector,clusterrole-aggregation" in kcm["command"]
+    assert ("--controllers=namespace,garbagecollector,clusterrole-aggregation,pvc-protection,"
+            "pv-protection") in kcm["command"]
     federator = by_name["federator"]["spec"]["template"]["spec"]
     assert federator["containers"][0]["image"] == "registry.example/federator:1"
     assert federator["securityContext"]["runAsNonRoot"] is True

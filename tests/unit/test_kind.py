@@ -70,7 +70,7 @@ def test_plane_config_limits_the_controllers() -> None:
     config = yaml.safe_load(render(SPEC, "plane", (TEMPLATES / "plane.yaml").read_text()))
     patches = [yaml.safe_load(p) for p in config["kubeadmConfigPatches"]]
     v1beta4 = next(p for p in patches if p["apiVersion"].endswith("v1beta4"))
-    only = "namespace,garbagecollector,clusterrole-aggregation"
+    only = "namespace,garbagecollector,clusterrole-aggregation,pvc-protection,pv-protection"
     assert v1beta4["controllerManager"]["extraArgs"] == [{"name": "controllers", "value": only}]
     v1beta3 = next(p for p in patches if p["apiVersion"].endswith("v1beta3"))
     assert v1beta3["controllerManager"]["extraArgs"]["controllers"] == only

@@ -6,14 +6,98 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from federator.domain.kinds import CLUSTER_LOCAL, PROPAGATED, not_propagated
-from federator.domain.propagation import FEDERATED
-from federator.kube.resources import KINDS
+from federator.domain.kinds import (
+    CLUSTER_LOCAL,
+    NEEDED_VERBS,
+    APIResource,
+    bad_exclusion,
+    federated,
+    group_kind,
+    not_propagated,
+)
+
+ALL = frozenset({*NEEDED_VERBS, "update", "deletecollection"})
 
 
-def test_propagated_are_the_federated_kinds() -> None:
-    assert {(KINDS[kind].group, KINDS[kind].plural) for kind in FEDERATED} == PROPAGATED
-    assert not PROPAGATED & set(CLUSTER_LOCAL)
+def _resource(group: str, plural: str, kind: str, *, version: str = "v1",
+              namespaced: bool = True, verbs: frozenset[str] = ALL) -> APIResource:
+    return APIResource(group, version, plural, kind, namespaced, verbs)
+
+
+# A slice of what a 1.33 apiserver's discovery says.
+SERVED = [
+    _resource("", "pods", "Pod"), _resource("", "pods/log", "Pod"),
+    _resource("", "configmaps", "ConfigMap"), _resource("", "events", "Event"),
+    _resource("", "namespaces", "Namespace", namespaced=False),
+    _resource("", "bindings", "Binding", verbs=frozenset({"create"})),
+    _resource("", "componentstatuses", "ComponentStatus", verbs=frozenset({"get", "list"})),
+    _resource("apps", "deployments", "Deployment"),
+    _resource("apps", "deployments/scale", "Scale"),
+    _resource("apps", "controllerrevisions", "ControllerRevision"),
+    _resource("networking.k8s.io", "ingresses", "Ingress"),
+    _resource("networking.k8s.io", "networkpolicies", "NetworkPolicy"),
+    _resource("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview",
+              namespaced=False, verbs=frozenset({"create"})),
+    _resource("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition",
+              namespaced=False),
+    _resource("federator.io", "clusters", "Cluster", version="v1alpha1", namespaced=False),
+    _resource("stable.example.com", "crontabs", "CronTab"),
+    _resource("stable.example.com", "crontabs", "CronTab", version="v1beta1"),
+]
+
+
+def test_every_writable_kind_but_the_cluster_local_ones_is_federated() -> None:
+    names = [r.name for r in federated(SERVED)]
+    assert names == ["namespaces", "customresourcedefinitions.apiextensions.k8s.io",
+                     "configmaps", "crontabs.stable.example.com", "deployments.apps",
+                     "ingresses.networking.k8s.io", "networkpolicies.networking.k8s.io"]
+    # The version discovery gives first (the group's preferred one) is the one used.
+    assert [r.version for r in federated(SERVED) if r.plural == "crontabs"] == ["v1"]
+
+
+def test_the_settings_exclude_more() -> None:
+    names = [r.name for r in federated(SERVED, ["networkpolicies.networking.k8s.io",
+                                                "configmaps"])]
+    assert "networkpolicies.networking.k8s.io" not in names and "configmaps" not in names
+    assert "ingresses.networking.k8s.io" in names
+
+
+@given(st.lists(st.sampled_from(SERVED)), st.sets(st.sampled_from(
+    [r.name for r in SERVED])))
+def test_what_is_federated_is_writable_and_neither_local_nor_excluded(
+        served: list[APIResource], exclude: set[str]) -> None:
+    chosen = federated(served, exclude)
+    assert len({(r.group, r.plural) for r in chosen}) == len(chosen)
+    for resource in chosen:
+        assert resource in served and resource.verbs >= NEEDED_VERBS
+        assert "/" not in resource.plural and resource.name not in exclude
+        assert (resource.group, resource.plural) not in CLUSTER_LOCAL
+        assert resource.group != "federator.io"
+    # Namespaces and definitions come before what needs them.
+    order = [r.plural for r in chosen]
+    for first in ("namespaces", "customresourcedefinitions"):
+        if first in order:
+            assert all(order.index(first) <= order.index(r) for r in order
+                       if r not in ("namespaces", "customresourcedefinitions"))
+
+
+def test_group_kinds() -> None:
+    assert group_kind("apps/v1", "Deployment") == "Deployment.apps"
+    assert group_kind("v1", "ConfigMap") == "ConfigMap"
+    assert _resource("networking.k8s.io", "ingresses", "Ingress").group_kind == \
+        "Ingress.networking.k8s.io"
+
+
+@pytest.mark.parametrize("name", ["configmaps", "networkpolicies.networking.k8s.io",
+                                  "crontabs.stable.example.com"])
+def test_exclusions_that_name_a_resource(name: str) -> None:
+    assert bad_exclusion(name) is None
+
+
+@pytest.mark.parametrize("name", ["ConfigMap", "", "networkpolicies/status", "a..b", "x y"])
+def test_exclusions_that_cannot_name_a_resource(name: str) -> None:
+    problem = bad_exclusion(name)
+    assert problem is not None and "plural and group" in problem
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -30,20 +114,18 @@ def test_propagated_are_the_federated_kinds() -> None:
     ("PUT", "/api/v1/namespaces/shop/finalize"),
     ("POST", "/apis/federator.io/v1alpha1/namespaces/shop/federationpolicies"),
     ("POST", "/version"), ("POST", "/apis/authorization.k8s.io"),
+    ("POST", "/apis/batch/v1/namespaces/shop/cronjobs"),  # every kind is propagated
+    ("POST", "/api/v1/namespaces/shop/serviceaccounts"),
+    ("PATCH", "/apis/stable.example.com/v1/namespaces/shop/crontabs/x"),
+    ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews"),  # stores nothing
 ])
 def test_what_passes_without_a_word(method: str, path: str) -> None:
     assert not_propagated(method, path) is None
 
 
 @pytest.mark.parametrize(("method", "path", "said"), [
-    ("POST", "/apis/batch/v1/namespaces/shop/cronjobs",
-     "federator does not propagate cronjobs.batch yet"),
-    ("PUT", "/apis/batch/v1/namespaces/shop/jobs/nightly",
-     "federator does not propagate jobs.batch yet"),
-    ("POST", "/api/v1/namespaces/shop/serviceaccounts",
-     "federator does not propagate serviceaccounts yet"),
-    ("PATCH", "/apis/stable.example.com/v1/namespaces/shop/crontabs/x",
-     "federator does not propagate crontabs.stable.example.com yet"),
+    ("POST", "/apis/apps/v1/namespaces/shop/controllerrevisions", "revisions of a workload"),
+    ("POST", "/apis/storage.k8s.io/v1/csinodes", "one node's drivers"),
     ("POST", "/api/v1/namespaces/shop/events", "events belong to the cluster"),
     ("POST", "/apis/coordination.k8s.io/v1/namespaces/shop/leases", "leases coordinate"),
     ("POST", "/api/v1/nodes", "nodes are the machines of one cluster"),
@@ -68,3 +150,11 @@ def test_a_reason_never_carries_what_would_break_a_warning_header(method: str,
     no quote, backslash or control character."""
     reason = not_propagated(method, "/apis/" + tail)
     assert reason is None or all(c not in reason for c in '"\\\r\n\t')
+
+
+def test_an_excluded_kind_says_so() -> None:
+    reason = not_propagated("POST", "/apis/networking.k8s.io/v1/namespaces/a/networkpolicies",
+                            ["networkpolicies.networking.k8s.io"])
+    assert reason == ("stored in the federation, not propagated: "
+                      "networkpolicies.networking.k8s.io is excluded by the settings "
+                      "(propagation.exclude)")

@@ -40,7 +40,8 @@ def test_every_cluster_has_its_own_etcd_prefix_port_and_key() -> None:
 
 def test_the_plane_runs_only_namespace_and_gc_controllers() -> None:
     plane = layout.controller_manager(SPEC, PATHS, BINARIES, "plane")
-    assert flag(plane.argv, "controllers") == "namespace,garbagecollector,clusterrole-aggregation"
+    assert flag(plane.argv, "controllers") == (
+        "namespace,garbagecollector,clusterrole-aggregation,pvc-protection,pv-protection")
     member = layout.controller_manager(SPEC, PATHS, BINARIES, "member-1")
     assert not any(a.startswith("--controllers=") for a in member.argv)
 

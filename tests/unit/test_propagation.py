@@ -63,6 +63,51 @@ def test_what_is_not_propagated() -> None:
     assert propagated({"kind": "Namespace", "metadata": {"name": "shop"}})
 
 
+@pytest.mark.parametrize("local", [
+    {"apiVersion": "v1", "kind": "ServiceAccount",
+     "metadata": {"name": "default", "namespace": "shop"}},
+    {"apiVersion": "v1", "kind": "Service",
+     "metadata": {"name": "kubernetes", "namespace": "default"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "view", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+     "metadata": {"name": "system:whatever"}},
+    {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+     "metadata": {"name": "system-node-critical"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "federator", "labels": {"federator.io/local": "true"}}},
+    {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+     "metadata": {"name": "clusters.federator.io"}, "spec": {"group": "federator.io"}},
+    {"apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+     "metadata": {"name": "t", "namespace": "shop"}},
+])
+def test_what_every_cluster_has_its_own_of_stays(local: dict[str, Any]) -> None:
+    assert not propagated(local)
+
+
+@pytest.mark.parametrize("shared", [
+    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "shop", "namespace": "a"}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "namespace": "a"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+     "metadata": {"name": "auditor"}},
+    {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+     "metadata": {"name": "batch-low"}},
+    {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+     "metadata": {"name": "crontabs.stable.example.com"}, "spec": {"group": "stable.example.com"}},
+])
+def test_what_users_make_goes(shared: dict[str, Any]) -> None:
+    assert propagated(shared)
+
+
+def test_a_kind_of_another_group_is_not_taken_for_a_workload() -> None:
+    """Kinds are told apart by their group: a custom Deployment is copied whole."""
+    custom = {"apiVersion": "example.com/v1", "kind": "Deployment",
+              "metadata": {"name": "d", "uid": "u"}, "spec": {"replicas": 9}}
+    copy = member_copy(custom, federation="f", replicas=2)
+    assert copy["spec"] == {"replicas": 9}
+    assert propagation.SPEC_HASH not in copy["metadata"]["annotations"]
+
+
 def test_placement_by_list_selector_or_all() -> None:
     assert placement(obj(), CLUSTERS) == ["a", "b", "c"]
     assert placement(obj(**{"federator.io/clusters": "b, a"}), CLUSTERS) == ["a", "b"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from federator.domain.propagation import SPEC_HASH, spec_hash
-from federator.domain.status import MemberState, aggregate
+from federator.domain.status import MemberState, aggregate, aggregate_job, aggregate_scaled
 
 PLANE = {"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 3},
          "status": {"observedGeneration": 1}}
@@ -96,3 +96,51 @@ def test_a_daemonset_sums_its_members_counters() -> None:
             status["numberUnavailable"], status["observedGeneration"]) == (5, 3, 2, 2)
     assert breakdown == {"a": {"desired": 2, "replicas": 2, "ready": 2},
                          "b": {"desired": 3, "replicas": 3, "ready": 1}}
+
+
+def _job(active: int = 0, succeeded: int = 0, failed: int = 0,
+         conditions: tuple[str, ...] = (), start: str | None = None,
+         end: str | None = None) -> MemberState:
+    status: dict[str, Any] = {"active": active, "succeeded": succeeded, "failed": failed,
+                              "conditions": [{"type": t, "status": "True", "reason": t}
+                                             for t in conditions]}
+    if start:
+        status["startTime"] = start
+    if end:
+        status["completionTime"] = end
+    return MemberState(2, {"status": status})
+
+
+def test_a_job_is_complete_when_every_member_s_is() -> None:
+    done = ("SuccessCriteriaMet", "Complete")
+    status, breakdown = aggregate_job({
+        "a": _job(succeeded=4, conditions=done, start="2026-01-01T00:00:02Z",
+                  end="2026-01-01T00:01:00Z"),
+        "b": _job(active=1, succeeded=3, start="2026-01-01T00:00:01Z")})
+    assert (status["active"], status["succeeded"], status["failed"]) == (1, 7, 0)
+    assert status["startTime"] == "2026-01-01T00:00:01Z"
+    assert "conditions" not in status and "completionTime" not in status
+    assert breakdown["b"] == {"desired": 2, "active": 1, "succeeded": 3, "failed": 0}
+    status, _ = aggregate_job({
+        "a": _job(succeeded=4, conditions=done, start="2026-01-01T00:00:02Z",
+                  end="2026-01-01T00:01:00Z"),
+        "b": _job(succeeded=4, conditions=done, start="2026-01-01T00:00:01Z",
+                  end="2026-01-01T00:02:00Z")})
+    assert [c["type"] for c in status["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+    assert status["completionTime"] == "2026-01-01T00:02:00Z"
+
+
+def test_a_job_failed_in_one_member_has_failed() -> None:
+    status, _ = aggregate_job({"a": _job(failed=3, conditions=("FailureTarget", "Failed")),
+                               "b": _job(active=2)})
+    assert [c["type"] for c in status["conditions"]] == ["FailureTarget", "Failed"]
+    assert "completionTime" not in status
+
+
+def test_a_scaled_custom_resource_sums_its_status_path() -> None:
+    status, breakdown = aggregate_scaled(("status", "running"), {
+        "a": MemberState(2, {"status": {"running": 2}}),
+        "b": MemberState(1, {"status": {}}), "c": MemberState(1, None)})
+    assert status == {"running": 2}
+    assert breakdown["a"] == {"desired": 2, "replicas": 2}
+    assert aggregate_scaled(None, {"a": MemberState(1, None)})[0] == {}

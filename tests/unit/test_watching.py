@@ -71,7 +71,7 @@ async def test_a_forbidden_list_counts_as_empty_until_it_is_allowed() -> None:
         seen.append((kind, changed["metadata"]["name"]))
 
     mirror = Reflector(member, "/apis/apps/v1/statefulsets", record,  # type: ignore[arg-type]
-                       forbidden_is_empty=True, backoff_max=0.2)
+                       absent_is_empty=True, backoff_max=0.2)
     running = asyncio.ensure_future(mirror.run())
     try:
         await mirror.synced.wait()

@@ -1,0 +1,203 @@
+"""Any kind the plane serves is federated: built-in kinds federator has no interpreter for
+(copied whole), what a member owns left out of its copy, custom resources following their
+definitions; through the gateway with the real kubectl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_propagation import MEMBERS, copy_of, events
+from tests.kube import eventually, kubectl
+from tests.serving import Serve
+
+pytestmark = pytest.mark.integration
+NAMESPACE = "kinds"
+
+APPLICATION = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: shop, namespace: kinds}
+secrets: [{name: shop-token-from-the-plane}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: shop-reader, namespace: kinds}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: shop-reader, namespace: kinds}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: shop-reader}
+subjects: [{kind: ServiceAccount, name: shop, namespace: kinds}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: kinds}
+spec:
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: shop, namespace: kinds}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: shop}
+  minReplicas: 1
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: shop, namespace: kinds}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: shop}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: shop, namespace: kinds}
+spec:
+  podSelector: {matchLabels: {app: shop}}
+  policyTypes: [Ingress]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: shop-data, namespace: kinds}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+  volumeName: a-volume-of-the-plane
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: kinds-shop-auditor}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list]}]
+"""
+KINDS = [("serviceaccount", "shop"), ("role", "shop-reader"), ("rolebinding", "shop-reader"),
+         ("ingress", "shop"), ("hpa", "shop"), ("pdb", "shop"), ("networkpolicy", "shop"),
+         ("pvc", "shop-data")]
+
+
+def _everywhere(kubeconfig: Path, *what: str, namespace: str | None = NAMESPACE
+                ) -> list[Any]:
+    where = ["-n", namespace] if namespace else []
+    return [copy_of(kubeconfig, member, *where, *what) for member in MEMBERS]
+
+
+def test_kinds_without_an_interpreter_reach_every_member(serving: Serve, federation: Path,
+                                                         gateway: Path) -> None:
+    kubectl(gateway, "federation", "create", "namespace", NAMESPACE)
+    done = kubectl(gateway, "federation", "apply", "-f", "-", stdin=APPLICATION)
+    assert "Warning" not in done.stderr, done.stderr
+    for kind, name in KINDS:
+        copies = eventually(lambda k=kind, n=name: all(_everywhere(federation, k, n))
+                            and _everywhere(federation, k, n),
+                            f"{kind} {name} in every member")
+        for copy in copies:
+            labels = copy["metadata"].get("labels") or {}
+            assert labels.get("federator.io/managed-by"), (kind, copy["metadata"])
+    auditors = eventually(lambda: all(_everywhere(federation, "clusterrole",
+                                                  "kinds-shop-auditor", namespace=None))
+                          and _everywhere(federation, "clusterrole", "kinds-shop-auditor",
+                                          namespace=None), "a ClusterRole in every member")
+    assert all(a["rules"][0]["resources"] == ["pods"] for a in auditors)
+    # What each member owns is its own: the plane's token references and volume are not sent.
+    for account in _everywhere(federation, "serviceaccount", "shop"):
+        assert "shop-token-from-the-plane" not in json.dumps(account.get("secrets") or [])
+    for claim in _everywhere(federation, "pvc", "shop-data"):
+        assert "volumeName" not in claim["spec"]
+    # The RoleBinding works in a member: the ServiceAccount may read ConfigMaps there.
+    allowed = kubectl(federation, "member-2", "auth", "can-i", "list", "configmaps", "-n",
+                      NAMESPACE, f"--as=system:serviceaccount:{NAMESPACE}:shop", check=False)
+    assert allowed.stdout.strip() == "yes"
+    # Drift of a kind without an interpreter is undone too.
+    kubectl(federation, "member-3", "-n", NAMESPACE, "patch", "pdb", "shop", "--type=merge",
+            "-p", '{"spec": {"maxUnavailable": 3}}')
+    eventually(lambda: copy_of(federation, "member-3", "-n", NAMESPACE, "pdb", "shop")
+               ["spec"]["maxUnavailable"] == 1, "the PDB in member-3 restored")
+    assert not events(federation, "shop", "PropagationFailed", NAMESPACE)
+    kubectl(gateway, "federation", "-n", NAMESPACE, "delete",
+            *[f"{kind}/{name}" for kind, name in KINDS])
+    kubectl(gateway, "federation", "delete", "clusterrole", "kinds-shop-auditor")
+    for kind, name in [*KINDS]:
+        eventually(lambda k=kind, n=name: not any(_everywhere(federation, k, n)),
+                   f"{kind} {name} gone from every member")
+    eventually(lambda: not any(_everywhere(federation, "clusterrole", "kinds-shop-auditor",
+                                           namespace=None)), "the ClusterRole gone")
+
+
+DEFINITION = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: crontabs.stable.example.com}
+spec:
+  group: stable.example.com
+  names: {kind: CronTab, plural: crontabs, singular: crontab, listKind: CronTabList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              cronSpec: {type: string}
+              image: {type: string}
+"""
+CRONTAB = """
+apiVersion: stable.example.com/v1
+kind: CronTab
+metadata: {{name: {name}, namespace: kinds}}
+spec: {{cronSpec: "* * * * */{index}", image: nightly}}
+"""
+
+
+def test_custom_resources_follow_their_definition(serving: Serve, federation: Path,
+                                                  gateway: Path) -> None:
+    """A CRD created in the plane reaches every member, and its custom resources follow as
+    soon as each member serves them: they wait, they do not fail."""
+    kubectl(gateway, "federation", "create", "namespace", f"{NAMESPACE}-crd")
+    try:
+        kubectl(gateway, "federation", "apply", "-f", "-", stdin=DEFINITION)
+        kubectl(gateway, "federation", "wait", "--for=condition=Established",
+                "crd/crontabs.stable.example.com", "--timeout=60s")
+        # At once, before any member has the definition.
+        kubectl(gateway, "federation", "apply", "-f", "-", stdin="---".join(
+            CRONTAB.format(name=f"tab-{i}", index=i).replace("kinds}", "kinds-crd}")
+            for i in range(1, 4)))
+        for i in range(1, 4):
+            copies = eventually(
+                lambda n=f"tab-{i}": all(_everywhere(federation, "crontabs", n,
+                                                     namespace=f"{NAMESPACE}-crd"))
+                and _everywhere(federation, "crontabs", n, namespace=f"{NAMESPACE}-crd"),
+                f"CronTab tab-{i} in every member", attempts=600)
+            assert all(c["spec"]["cronSpec"] == f"* * * * */{i}" for c in copies)
+        assert all(_everywhere(federation, "crd", "crontabs.stable.example.com",
+                               namespace=None))
+        for i in range(1, 4):
+            assert not events(federation, f"tab-{i}", "PropagationFailed",
+                              f"{NAMESPACE}-crd")
+        kubectl(gateway, "federation", "-n", f"{NAMESPACE}-crd", "delete", "crontabs",
+                "--all")
+        eventually(lambda: not any(
+            (copy_of(federation, m, "-n", f"{NAMESPACE}-crd", "crontabs") or {}).get("items")
+            for m in MEMBERS), "the CronTabs gone from every member")
+    finally:
+        kubectl(gateway, "federation", "delete", "crd", "crontabs.stable.example.com",
+                "--wait=false", check=False)
+    eventually(lambda: not any(_everywhere(federation, "crd", "crontabs.stable.example.com",
+                                           namespace=None)),
+               "the CRD gone from every member", attempts=600)
