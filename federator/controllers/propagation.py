@@ -241,7 +241,11 @@ class Propagator:
         chosen = {r.group_kind: Resource(r.group, r.version, r.plural, r.namespaced)
                   for r in kinds.federated(found.resources, self.settings.exclude)}
         for kind, resource in self.resources.items():
-            if resource.group in found.failed and kind not in chosen:
+            if kind not in chosen and (resource.group in found.failed
+                                       or self._definition(kind) is not None):
+                # Kept: discovery of its group failed, or its definition is still in the
+                # plane (being deleted: its custom resources' finalizers are still ours
+                # to lift).
                 chosen[kind] = resource
         for group, why in sorted(found.failed.items()):
             log.warning("discovery of a group failed: its kinds are kept as they were",

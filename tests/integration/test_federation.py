@@ -265,15 +265,21 @@ def limited_context(federation: Path, tmp_path: Path) -> Path:
 
 def test_unjoin_with_delete_resources_removes_them(federation: Path, tmp_path: Path) -> None:
     managed_configmap(federation, "member-3", "removed")
-    done = fed(federation, "unjoin", "member-3", "--delete-resources")
-    assert done.returncode == 0, done.stderr
-    assert "1 object(s) in the member deleted" in done.stdout
-    assert kubectl(federation, "member-3", "get", "configmap", "removed",
-                   check=False).returncode != 0
-    # A join that fails after it created objects in the member (rights run out at the
-    # ClusterRole) undoes them: nothing of federator's is left there, and nothing in the plane.
-    limited = limited_context(federation, tmp_path)
+    limited: Path | None = None
     try:
+        done = fed(federation, "unjoin", "member-3", "--delete-resources")
+        assert done.returncode == 0, done.stderr
+        # This one, and whatever copies earlier tests left there, of any kind.
+        deleted = re.search(r"(\d+) object\(s\) in the member deleted", done.stdout)
+        assert deleted is not None and int(deleted.group(1)) >= 1, done.stdout
+        assert kubectl(federation, "member-3", "get", "configmap", "removed",
+                       check=False).returncode != 0
+        left = get_json(federation, "member-3", "configmaps", "-A", "-l",
+                        "federator.io/managed-by=federation")["items"]
+        assert left == [], [i["metadata"]["name"] for i in left]
+        # A join that fails after it created objects in the member (rights run out at the
+        # ClusterRole) undoes them: nothing of federator's is left there, nor in the plane.
+        limited = limited_context(federation, tmp_path)
         half = fed(limited, "join", "limited", "--cluster-name", "half", "--region", "r",
                    "--zone", "z")
         assert half.returncode == 1
@@ -287,9 +293,10 @@ def test_unjoin_with_delete_resources_removes_them(federation: Path, tmp_path: P
         assert kubectl(federation, "federation", "get", "cluster", "half",
                        check=False).returncode != 0
     finally:
-        kubectl(federation, "member-3", "delete", "-f", "-", stdin=LIMITED_ROLE)
-        kubectl(federation, "member-3", "-n", "default", "delete", "serviceaccount",
-                "join-test")
+        if limited is not None:
+            kubectl(federation, "member-3", "delete", "-f", "-", stdin=LIMITED_ROLE)
+            kubectl(federation, "member-3", "-n", "default", "delete", "serviceaccount",
+                    "join-test")
         done = fed(federation, "join", "member-3")  # later tests need all three
     assert done.returncode == 0, done.stderr
 
