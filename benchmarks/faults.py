@@ -19,10 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubernetes_asyncio import config
-
 from benchmarks.clusters import federated_lab
-from benchmarks.propagation import create_namespace, federated, objects, percentile
+from benchmarks.propagation import clients, create_namespace, federated, objects, percentile
 from federator.kube.client import KubeClient
 from federator.kube.kubeconfig import load_credentials
 from federator.kube.resources import CLUSTERS, path
@@ -40,9 +38,8 @@ async def ready(plane: KubeClient, name: str) -> bool:
 
 async def rounds(lab: ProcessLab, kubeconfig: Path, count: int, times: int
                  ) -> dict[str, list[float]]:
-    apis = {m: await config.new_client_from_config(str(kubeconfig), context=m)
-            for m in HEALTHY}
-    writer = await config.new_client_from_config(str(kubeconfig), context="federation")
+    apis = await clients(kubeconfig, HEALTHY)
+    writer = (await clients(kubeconfig, ("federation",)))["federation"]
     plane = KubeClient(await load_credentials(kubeconfig, "federation"))
     latencies: dict[str, list[float]] = {"none hung": [], f"{HUNG} hung": []}
     try:

@@ -1,13 +1,18 @@
 """How fast federator propagates, against writing the same objects straight to the members.
 
 On a lab of 3 members, in one run:
-- baseline: M ConfigMaps and K Deployments written directly to every member with a plain
-  kubernetes-asyncio client (an object is done when all three writes returned);
+- baseline: the objects written directly to every member (an object is done when all three
+  writes returned);
 - federated: the same objects written once to the plane; an object is done when it is seen,
   by watches on the members, in every member it belongs to.
-Reports per-object latency (p50, p90, p99) and throughput of both, and their ratios.
+Reports per-object latency (p50, p90, p99) and throughput of both, their ratios, and CPU per
+object of every process. Two loads: M ConfigMaps and K Deployments; and with `--mixed N`, N
+objects of ten kinds (ConfigMaps, Secrets, Services, ServiceAccounts, Roles, RoleBindings,
+Ingresses, NetworkPolicies, PodDisruptionBudgets, Deployments) measured the same way in the
+same run, so that federator's CPU per object of the two loads can be compared.
 
     .venv/bin/python -m benchmarks.propagation [--configmaps 500] [--deployments 50]
+                                               [--mixed 500]
 """
 
 from __future__ import annotations
@@ -23,46 +28,81 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes_asyncio import client, config, watch
-from kubernetes_asyncio.client.api_client import ApiClient
-
 from benchmarks.clusters import federated_lab
-from federator.kube.client import KubeClient
+from federator.kube import resources
+from federator.kube.client import KubeClient, KubeError
 from federator.kube.kubeconfig import load_credentials
+from federator.kube.resources import Resource, path
 from federator.lab.process import ProcessLab
 
 MEMBERS = ("member-1", "member-2", "member-3")
 CONCURRENCY = 16
+Object = dict[str, Any]
 
 
-def objects(configmaps: int, deployments: int, namespace: str) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": f"cm-{i:04d}", "namespace": namespace},
-         "data": {"payload": "x" * 1024, "index": str(i)}} for i in range(configmaps)]
-    result += [
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": f"deploy-{i:03d}", "namespace": namespace},
-         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": f"d{i}"}},
-                  "template": {"metadata": {"labels": {"app": f"d{i}"}},
-                               "spec": {"containers": [{"name": "app",
-                                                        "image": "registry.k8s.io/pause:3.10"}]}}}}
-        for i in range(deployments)]
-    return result
+def _deployment(name: str) -> Object:
+    pod = {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
+    return {"spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": pod}}}
 
 
-async def create(api: ApiClient, obj: dict[str, Any]) -> None:
-    namespace = obj["metadata"]["namespace"]
-    body: Any = obj  # the client serialises plain dicts as they are
-    if obj["kind"] == "ConfigMap":
-        await client.CoreV1Api(api).create_namespaced_config_map(namespace, body)
-    else:
-        await client.AppsV1Api(api).create_namespaced_deployment(namespace, body)
+# kind -> (its resource, what an object of it holds besides apiVersion, kind and metadata)
+KINDS: dict[str, tuple[Resource, Callable[[str], Object]]] = {
+    "ConfigMap": (Resource("", "v1", "configmaps", True),
+                  lambda name: {"data": {"payload": "x" * 1024, "name": name}}),
+    "Secret": (Resource("", "v1", "secrets", True),
+               lambda name: {"stringData": {"token": "y" * 256}}),
+    "Service": (Resource("", "v1", "services", True),
+                lambda name: {"spec": {"selector": {"app": name},
+                                       "ports": [{"port": 80, "targetPort": 8080}]}}),
+    "ServiceAccount": (Resource("", "v1", "serviceaccounts", True), lambda name: {}),
+    "Role": (Resource("rbac.authorization.k8s.io", "v1", "roles", True),
+             lambda name: {"rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                                      "verbs": ["get", "list"]}]}),
+    "RoleBinding": (Resource("rbac.authorization.k8s.io", "v1", "rolebindings", True),
+                    lambda name: {"roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                              "kind": "Role", "name": name},
+                                  "subjects": [{"kind": "ServiceAccount", "name": name}]}),
+    "Ingress": (Resource("networking.k8s.io", "v1", "ingresses", True),
+                lambda name: {"spec": {"rules": [{"host": f"{name}.example.com", "http": {
+                    "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {
+                        "name": name, "port": {"number": 80}}}}]}}]}}),
+    "NetworkPolicy": (Resource("networking.k8s.io", "v1", "networkpolicies", True),
+                      lambda name: {"spec": {"podSelector": {"matchLabels": {"app": name}},
+                                             "policyTypes": ["Ingress"]}}),
+    "PodDisruptionBudget": (Resource("policy", "v1", "poddisruptionbudgets", True),
+                            lambda name: {"spec": {"maxUnavailable": 1, "selector": {
+                                "matchLabels": {"app": name}}}}),
+    "Deployment": (Resource("apps", "v1", "deployments", True), _deployment),
+}
 
 
-async def create_namespace(api: ApiClient, name: str) -> None:
-    await client.CoreV1Api(api).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+def one(kind: str, name: str, namespace: str) -> Object:
+    resource, body = KINDS[kind]
+    api = f"{resource.group}/{resource.version}" if resource.group else resource.version
+    return {"apiVersion": api, "kind": kind,
+            "metadata": {"name": name, "namespace": namespace}, **body(name)}
+
+
+def objects(configmaps: int, deployments: int, namespace: str) -> list[Object]:
+    return ([one("ConfigMap", f"cm-{i:04d}", namespace) for i in range(configmaps)]
+            + [one("Deployment", f"deploy-{i:03d}", namespace) for i in range(deployments)])
+
+
+def mixed(count: int, namespace: str) -> list[Object]:
+    """`count` objects, the ten kinds in turn."""
+    kinds = list(KINDS)
+    return [one(kinds[i % len(kinds)], f"obj-{i:04d}", namespace) for i in range(count)]
+
+
+async def create(kube: KubeClient, obj: Object) -> None:
+    resource = KINDS[obj["kind"]][0]
+    await kube.create(path(resource, namespace=obj["metadata"]["namespace"]), obj)
+
+
+async def create_namespace(kube: KubeClient, name: str) -> None:
+    await kube.create(path(resources.KINDS[("v1", "Namespace")]),
+                      {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
 
 async def bounded(jobs: list[Callable[[], Awaitable[None]]]) -> None:
@@ -75,15 +115,15 @@ async def bounded(jobs: list[Callable[[], Awaitable[None]]]) -> None:
     await asyncio.gather(*(run(job) for job in jobs))
 
 
-async def direct(apis: dict[str, ApiClient], items: list[dict[str, Any]]
+async def direct(members: dict[str, KubeClient], items: list[Object]
                  ) -> tuple[list[float], float]:
     """Each object written to every member; (latencies, seconds for all)."""
     latencies: list[float] = []
 
-    def job(obj: dict[str, Any]) -> Callable[[], Awaitable[None]]:
+    def job(obj: Object) -> Callable[[], Awaitable[None]]:
         async def write() -> None:
             began = time.monotonic()
-            await asyncio.gather(*(create(api, obj) for api in apis.values()))
+            await asyncio.gather(*(create(kube, obj) for kube in members.values()))
             latencies.append(time.monotonic() - began)
         return write
 
@@ -113,34 +153,40 @@ class Arrivals:
             self.everywhere[key].set()
 
 
-async def watch_arrivals(api: ApiClient, namespace: str, kind: str,
+async def watch_arrivals(kube: KubeClient, namespace: str, kind: str,
                          arrivals: Arrivals) -> None:
-    lister = (client.CoreV1Api(api).list_namespaced_config_map if kind == "ConfigMap"
-              else client.AppsV1Api(api).list_namespaced_deployment)
+    url = path(KINDS[kind][0], namespace=namespace)
     seen: set[str] = set()
     while True:
-        stream = watch.Watch().stream(lister, namespace, timeout_seconds=30)
-        async with stream as events:
-            async for event in events:
-                name = event["object"].metadata.name
+        listed = await kube.get(url)
+        for item in listed.get("items") or []:
+            seen.add(item["metadata"]["name"])
+            arrivals.seen(f"{kind}/{item['metadata']['name']}")
+        try:
+            async for event in kube.watch(url, resource_version=listed["metadata"][
+                    "resourceVersion"], timeout_seconds=60):
+                name = event["object"]["metadata"].get("name")
                 if event["type"] == "ADDED" and name not in seen:
                     seen.add(name)
                     arrivals.seen(f"{kind}/{name}")
+        except KubeError:
+            continue  # list again
 
 
-async def federated(plane: ApiClient, apis: dict[str, ApiClient], items: list[dict[str, Any]],
+async def federated(plane: KubeClient, members: dict[str, KubeClient], items: list[Object],
                     namespace: str) -> tuple[list[float], float]:
     """Each object written once to the plane, and its writer waits until it is in every
     member (as the direct writer waits for its three writes); (latencies, seconds)."""
-    arrivals = Arrivals(len(apis))
+    arrivals = Arrivals(len(members))
     for obj in items:
         arrivals.expect(f"{obj['kind']}/{obj['metadata']['name']}")
-    watchers = [asyncio.create_task(watch_arrivals(api, namespace, kind, arrivals))
-                for api in apis.values() for kind in ("ConfigMap", "Deployment")]
+    kinds = sorted({obj["kind"] for obj in items})
+    watchers = [asyncio.create_task(watch_arrivals(kube, namespace, kind, arrivals))
+                for kube in members.values() for kind in kinds]
     await asyncio.sleep(1)
     latencies: list[float] = []
 
-    def job(obj: dict[str, Any]) -> Callable[[], Awaitable[None]]:
+    def job(obj: Object) -> Callable[[], Awaitable[None]]:
         async def write() -> None:
             began = time.monotonic()
             await create(plane, obj)
@@ -250,55 +296,62 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(kubeconfig: Path, configmaps: int, deployments: int, rounds: int,
-                  meter: CpuMeter) -> None:
-    """Both ways in `rounds` rounds of an equal share of the objects each, the order
-    alternating (direct first, then federated first, ...) so that what one phase leaves
-    in the lab (objects, pods) and drift of the machine weigh on both alike; the idle CPU is
-    measured again before each round."""
-    apis = {m: await config.new_client_from_config(str(kubeconfig), context=m) for m in MEMBERS}
-    plane = await config.new_client_from_config(str(kubeconfig), context="federation")
+async def clients(kubeconfig: Path, contexts: tuple[str, ...]) -> dict[str, KubeClient]:
+    return {c: KubeClient(await load_credentials(kubeconfig, c), pool_size=CONCURRENCY * 2)
+            for c in contexts}
+
+
+async def measure(kubeconfig: Path, load: str, make: Callable[[str, int], list[Object]],
+                  rounds: int, meter: CpuMeter) -> dict[str, float]:
+    """Both ways in `rounds` rounds of an equal share of the objects each (`make(namespace,
+    round)`), the order alternating (direct first, then federated first, ...) so that what
+    one phase leaves in the lab (objects, pods) and drift of the machine weigh on both
+    alike; the idle CPU is measured again before each round. Prints the load's table;
+    returns federator's CPU seconds per object, and the whole lab's, through federator."""
+    members = await clients(kubeconfig, MEMBERS)
+    plane = (await clients(kubeconfig, ("federation",)))["federation"]
     base_lat: list[float] = []
     fed_lat: list[float] = []
     base_time = fed_time = 0.0
     base_cpu: Counter[str] = Counter()
     fed_cpu: Counter[str] = Counter()
     requests: Counter[tuple[str, str, str]] = Counter()
+    kinds: Counter[str] = Counter()
+    count = 0
     try:
         for index in range(rounds):
-            share = (configmaps // rounds, deployments // rounds)
-            direct_ns, fed_ns = f"bench-direct-{index}", f"bench-fed-{index}"
-            for api in apis.values():
-                await create_namespace(api, direct_ns)
+            direct_ns, fed_ns = f"bench-{load}-direct-{index}", f"bench-{load}-fed-{index}"
+            for kube in members.values():
+                await create_namespace(kube, direct_ns)
             await create_namespace(plane, fed_ns)
             idle = await meter.idle_rate()
+            count += len(make(fed_ns, index))
+            kinds.update(obj["kind"] for obj in make(fed_ns, index))
             for way in (("direct", "federated") if index % 2 == 0
                         else ("federated", "direct")):
                 if way == "direct":
                     lat, took, cpu = await meter.phase(idle, direct(
-                        apis, objects(*share, direct_ns)))
+                        members, make(direct_ns, index)))
                     base_lat += lat
                     base_time += took
                     base_cpu.update(cpu)
                 else:
                     counted = await request_counts(kubeconfig)
                     lat, took, cpu = await meter.phase(idle, federated(
-                        plane, apis, objects(*share, fed_ns), fed_ns))
+                        plane, members, make(fed_ns, index), fed_ns))
                     requests.update(await request_counts(kubeconfig) - counted)
                     fed_lat += lat
                     fed_time += took
                     fed_cpu.update(cpu)
     finally:
-        for api in [*apis.values(), plane]:
-            await api.close()
-    configmaps, deployments = (configmaps // rounds) * rounds, (deployments // rounds) * rounds
-    count = configmaps + deployments
+        for kube in [*members.values(), plane]:
+            await kube.close()
     rows = [("p50 latency", statistics.median(base_lat), statistics.median(fed_lat), "s"),
             ("p90 latency", percentile(base_lat, 0.9), percentile(fed_lat, 0.9), "s"),
             ("p99 latency", percentile(base_lat, 0.99), percentile(fed_lat, 0.99), "s"),
             ("throughput", count / base_time, count / fed_time, "objects/s")]
-    print(f"\n{count} objects ({configmaps} ConfigMaps, {deployments} Deployments), "
-          f"3 members\n")
+    what = ", ".join(f"{n} {kind}s" for kind, n in sorted(kinds.items()))
+    print(f"\n{load}: {count} objects ({what}), 3 members\n")
     print("| measure | direct to members | through federator | federator / direct |")
     print("|---|---|---|---|")
     for name, base, fed, unit in rows:
@@ -315,12 +368,32 @@ async def measure(kubeconfig: Path, configmaps: int, deployments: int, rounds: i
             print(f"  {where:8} {verb:6} {resource:28} {n / count:.2f}")
     print(f"\n{CONCURRENCY} writers each way; a writer waits for its object to be in every "
           f"member before the next; {rounds} rounds, the order alternating.")
+    return {"federator": fed_cpu["federator"] / count, "all": fed_cpu["all"] / count}
+
+
+async def measure_all(kubeconfig: Path, args: argparse.Namespace, meter: CpuMeter) -> None:
+    share = (args.configmaps // args.rounds, args.deployments // args.rounds)
+    loads: list[tuple[str, Callable[[str, int], list[Object]]]] = [
+        ("configmaps", lambda ns, _: objects(*share, ns))]
+    if args.mixed:
+        loads.append(("mixed", lambda ns, _: mixed(args.mixed // args.rounds, ns)))
+    spent = {load: await measure(kubeconfig, load, make, args.rounds, meter)
+             for load, make in loads}
+    if "mixed" in spent:
+        print("\n| CPU per object through federator | ConfigMaps and Deployments | "
+              "ten kinds | ten kinds / ConfigMaps |\n|---|---|---|---|")
+        for group in ("federator", "all"):
+            plain, many = spent["configmaps"][group], spent["mixed"][group]
+            print(f"| {group} | {plain * 1000:.1f} ms | {many * 1000:.1f} ms | "
+                  f"{many / plain:.2f}x |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configmaps", type=int, default=500)
     parser.add_argument("--deployments", type=int, default=50)
+    parser.add_argument("--mixed", type=int, default=0,
+                        help="objects of ten kinds, measured the same way after the first load")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--base-port", type=int, default=23400)
     parser.add_argument("--http-port", type=int, default=23399)
@@ -329,8 +402,7 @@ def main() -> None:
     with federated_lab(root, args.base_port, args.http_port, len(MEMBERS)) as run:
         time.sleep(3)  # members probed Ready
         meter = CpuMeter(cpu_groups(run.lab, run.serve.pid))
-        asyncio.run(measure(run.kubeconfig, args.configmaps, args.deployments, args.rounds,
-                            meter))
+        asyncio.run(measure_all(run.kubeconfig, args, meter))
 
 if __name__ == "__main__":
     main()

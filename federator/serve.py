@@ -20,7 +20,8 @@ from federator.clusters.registry import ProbeSettings, Registry
 from federator.config import DnsConfig, GatewayConfig, Rfc2136Config, Settings
 from federator.controllers.dns import DnsController
 from federator.controllers.events import EventFederator, EventSettings
-from federator.controllers.propagation import Key, PropagationSettings, Propagator
+from federator.controllers.propagation.controller import PropagationSettings, Propagator
+from federator.controllers.propagation.memory import Key
 from federator.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
 from federator.dns.server import DnsServer
 from federator.dns.zone import SoaFields

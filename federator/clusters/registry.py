@@ -60,7 +60,9 @@ class Member:
     capacity: dict[str, int] | None = None
     refreshed_at: float = float("-inf")
     published: bool = False  # whether the plane's Cluster status says what we know
+    unannounced: bool = False  # a change of readiness not yet told in an event
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    publishing: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def ready(self) -> bool:
@@ -194,10 +196,11 @@ class Registry:
         if member is None:
             return
         self._notify(name)
-        if member.task is not None:
-            member.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await member.task
+        for task in (member.task, member.publishing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if member.client is not None:
             await member.client.close()
         with contextlib.suppress(KeyError):
@@ -225,15 +228,28 @@ class Registry:
                 {"True": 1, "False": 0}.get(member.health.status, -1))
             if changed or details_changed:
                 member.published = False
-            if not member.published and self.may_write():
-                member.published = await self._write_status(member, bound)
             if member.health.status != before:
                 self._notify(member.name)
-                if self.may_write():
-                    await self._announce(member, bound)
+                member.unannounced = self.may_write()
+            if ((not member.published or member.unannounced) and self.may_write()
+                    and (member.publishing is None or member.publishing.done())):
+                # Off the probe loop: a slow or absent plane (etcd down) delays what goes
+                # to the plane, never the probes.
+                member.publishing = asyncio.create_task(self._publish(member, bound))
             next_at += self.settings.period
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             next_at = max(next_at, loop.time() - self.settings.period)
+
+    async def _publish(self, member: Member, bound: Any) -> None:
+        """The member's status into its Cluster, and an event for a change of readiness."""
+        while not member.published and self.may_write():
+            member.published = True  # a change meanwhile makes it False again: written anew
+            if not await self._write_status(member, bound):
+                member.published = False
+                break
+        if member.unannounced:
+            member.unannounced = False
+            await self._announce(member, bound)
 
     async def _probe(self, member: Member) -> Probe:
         if member.client is None:

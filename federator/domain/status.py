@@ -148,20 +148,31 @@ def _job_conditions(reported: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return []
 
 
-def aggregate_job(states: dict[str, MemberState]) -> tuple[dict[str, Any], dict[str, Any]]:
+def aggregate_job(states: dict[str, MemberState], current: dict[str, Any] | None = None
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A Job's status from its members': the counts summed, the earliest start, and Complete
-    with the latest completion time once every member's copy is complete."""
+    with the latest completion time once every member's copy is complete. What the plane's
+    Job already says (`current`) of its start and its end stands: the apiserver refuses to
+    change a running Job's startTime, its completionTime, or a finished Job's conditions."""
+    current = current or {}
     reported = [dict((s.copy or {}).get("status") or {}) for s in states.values()]
     status: dict[str, Any] = {field: sum(int(r.get(field) or 0) for r in reported)
                               for field in JOB_SUMMED}
     starts = sorted(str(r["startTime"]) for r in reported if r.get("startTime"))
-    if starts:
+    if current.get("startTime"):
+        status["startTime"] = current["startTime"]
+    elif starts:
         status["startTime"] = starts[0]
-    conditions = _job_conditions(reported)
+    finished = any(c.get("type") in _JOB_FINISHED and c.get("status") == "True"
+                   for c in current.get("conditions") or [])
+    conditions = (list(current.get("conditions") or []) if finished
+                  else _job_conditions(reported))
     if conditions:
         status["conditions"] = conditions
         ends = sorted(str(r["completionTime"]) for r in reported if r.get("completionTime"))
-        if conditions[-1]["type"] == "Complete" and ends:
+        if current.get("completionTime"):
+            status["completionTime"] = current["completionTime"]
+        elif conditions[-1]["type"] == "Complete" and ends:
             status["completionTime"] = ends[-1]
     breakdown = {}
     for cluster, state in sorted(states.items()):

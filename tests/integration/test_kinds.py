@@ -190,14 +190,146 @@ def test_custom_resources_follow_their_definition(serving: Serve, federation: Pa
         for i in range(1, 4):
             assert not events(federation, f"tab-{i}", "PropagationFailed",
                               f"{NAMESPACE}-crd")
-        kubectl(gateway, "federation", "-n", f"{NAMESPACE}-crd", "delete", "crontabs",
-                "--all")
-        eventually(lambda: not any(
-            (copy_of(federation, m, "-n", f"{NAMESPACE}-crd", "crontabs") or {}).get("items")
-            for m in MEMBERS), "the CronTabs gone from every member")
+        kubectl(gateway, "federation", "-n", f"{NAMESPACE}-crd", "delete", "crontab", "tab-1")
+        eventually(lambda: not any(_everywhere(federation, "crontab", "tab-1",
+                                               namespace=f"{NAMESPACE}-crd")),
+                   "tab-1 gone from every member")
     finally:
+        # The definition goes with two of its resources still there: they go first (their
+        # finalizers lifted), then the definition, in the plane and in every member.
         kubectl(gateway, "federation", "delete", "crd", "crontabs.stable.example.com",
-                "--wait=false", check=False)
+                "--timeout=120s", check=False)
+    assert kubectl(gateway, "federation", "get", "crd", "crontabs.stable.example.com",
+                   check=False).returncode != 0
     eventually(lambda: not any(_everywhere(federation, "crd", "crontabs.stable.example.com",
                                            namespace=None)),
                "the CRD gone from every member", attempts=600)
+
+
+# Kinds other than Deployments and ReplicaSets take their weights from their policy.
+WEIGHTS = """
+apiVersion: federator.io/v1alpha1
+kind: FederationPolicy
+metadata: {{name: weights, namespace: {namespace}}}
+spec:
+  resourceSelectors: [{{apiVersion: {api_version}, kind: {kind}}}]
+  replicaScheduling:
+    rebalance: true
+    clusters: {{member-1: {{weight: {weights[0]}}}, member-2: {{weight: {weights[1]}}},
+               member-3: {{weight: {weights[2]}}}}}
+"""
+JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: batch-{name}, namespace: kinds-job}}
+spec:
+  parallelism: 6
+  completions: {completions}
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{{name: work, image: registry.k8s.io/pause:3.10}}]
+"""
+
+
+def test_a_job_is_split_by_weights_and_complete_when_done_everywhere(
+        serving: Serve, federation: Path, gateway: Path) -> None:
+    kubectl(gateway, "federation", "create", "namespace", "kinds-job")
+    kubectl(gateway, "federation", "apply", "-f", "-", stdin=WEIGHTS.format(
+        namespace="kinds-job", api_version="batch/v1", kind="Job", weights=(3, 2, 1)))
+    kubectl(gateway, "federation", "apply", "-f", "-",
+            stdin=JOB.format(name="split", completions=12))
+    copies = eventually(lambda: all(_everywhere(federation, "job", "batch-split",
+                                                namespace="kinds-job"))
+                        and _everywhere(federation, "job", "batch-split",
+                                        namespace="kinds-job"),
+                        "the Job in every member")
+    assert [(c["spec"]["parallelism"], c["spec"]["completions"]) for c in copies] == [
+        (3, 6), (2, 4), (1, 2)]
+    for copy in copies:  # each member made its own selector, from its own uid
+        assert copy["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] \
+            == copy["metadata"]["uid"]
+    kubectl(gateway, "federation", "-n", "kinds-job", "wait", "--for=condition=Complete",
+            "job/batch-split", "--timeout=180s")
+    job = json.loads(kubectl(gateway, "federation", "-n", "kinds-job", "get", "job",
+                             "batch-split", "-o", "json").stdout)
+    assert job["status"]["succeeded"] == 12 and job["status"].get("completionTime")
+    listed = kubectl(gateway, "federation", "-n", "kinds-job", "get", "job",
+                     "batch-split").stdout
+    assert "12/12" in listed, listed
+    kubectl(gateway, "federation", "delete", "namespace", "kinds-job")
+    eventually(lambda: not any(_everywhere(federation, "job", "batch-split",
+                                           namespace="kinds-job")),
+               "the Job gone from every member")
+
+
+SCALED_DEFINITION = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: caches.scaling.example.com}
+spec:
+  group: scaling.example.com
+  names: {kind: Cache, plural: caches, singular: cache, listKind: CacheList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.size, statusReplicasPath: .status.running}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+          status: {type: object, properties: {running: {type: integer}}}
+"""
+CACHE = """
+apiVersion: scaling.example.com/v1
+kind: Cache
+metadata: {name: sessions, namespace: kinds-scale}
+spec: {size: 4}
+"""
+
+
+def _sizes(federation: Path) -> list[Any]:
+    """The Cache's size in each member (None where it has no copy)."""
+    return [((copy_of(federation, m, "-n", "kinds-scale", "caches", "sessions") or {})
+             .get("spec") or {}).get("size") for m in MEMBERS]
+
+
+def test_a_custom_kind_with_a_scale_subresource_is_spread(serving: Serve, federation: Path,
+                                                          gateway: Path) -> None:
+    kubectl(gateway, "federation", "apply", "-f", "-", stdin=SCALED_DEFINITION)
+    kubectl(gateway, "federation", "create", "namespace", "kinds-scale")
+    kubectl(gateway, "federation", "apply", "-f", "-", stdin=WEIGHTS.format(
+        namespace="kinds-scale", api_version="scaling.example.com/v1", kind="Cache",
+        weights=(2, 1, 1)))
+    scaled = ("-n", "kinds-scale")
+    try:
+        kubectl(gateway, "federation", "wait", "--for=condition=Established",
+                "crd/caches.scaling.example.com", "--timeout=60s")
+        kubectl(gateway, "federation", "apply", "-f", "-", stdin=CACHE)
+        eventually(lambda: _sizes(federation) == [2, 1, 1], "the Cache spread 2:1:1",
+                   attempts=600)
+        # Each member reports what it runs; the plane's status is the sum.
+        for member, running in zip(MEMBERS, (2, 1, 1), strict=True):
+            kubectl(federation, member, *scaled, "patch", "caches", "sessions",
+                    "--subresource=status", "--type=merge", "-p",
+                    json.dumps({"status": {"running": running}}))
+        eventually(lambda: (json.loads(kubectl(gateway, "federation", *scaled, "get", "cache",
+                                               "sessions", "-o", "json").stdout)
+                            .get("status") or {}).get("running") == 4,
+                   "the plane's Cache running 4")
+        # Scaled through its scale subresource in the federation: spread again.
+        kubectl(gateway, "federation", *scaled, "scale", "cache/sessions", "--replicas=8")
+        eventually(lambda: _sizes(federation) == [4, 2, 2], "the Cache spread 4:2:2")
+        kubectl(gateway, "federation", *scaled, "delete", "cache", "sessions")
+        eventually(lambda: _sizes(federation) == [None, None, None],
+                   "the Cache gone from every member")
+    finally:
+        kubectl(gateway, "federation", "delete", "crd", "caches.scaling.example.com",
+                "--wait=false", check=False)
+        kubectl(gateway, "federation", "delete", "namespace", "kinds-scale", "--wait=false",
+                check=False)

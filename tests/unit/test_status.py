@@ -2,8 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from federator.domain.propagation import SPEC_HASH, spec_hash
-from federator.domain.status import MemberState, aggregate, aggregate_job, aggregate_scaled
+from federator.domain.status import (
+    SUMMED,
+    MemberState,
+    aggregate,
+    aggregate_job,
+    aggregate_scaled,
+)
 
 PLANE = {"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 3},
          "status": {"observedGeneration": 1}}
@@ -130,6 +139,23 @@ def test_a_job_is_complete_when_every_member_s_is() -> None:
     assert status["completionTime"] == "2026-01-01T00:02:00Z"
 
 
+def test_a_jobs_start_and_end_once_in_the_plane_stand() -> None:
+    """The apiserver refuses to change a running Job's startTime or a finished Job's
+    completionTime and conditions: a member that reports an earlier start later, or a copy
+    made again after the end, changes neither."""
+    done = ("SuccessCriteriaMet", "Complete")
+    plane = {"startTime": "2026-01-01T00:00:05Z"}
+    status, _ = aggregate_job({"a": _job(active=2, start="2026-01-01T00:00:01Z")}, plane)
+    assert status["startTime"] == "2026-01-01T00:00:05Z"
+    finished = {"startTime": "2026-01-01T00:00:05Z", "completionTime": "2026-01-01T00:03:00Z",
+                "conditions": [{"type": "Complete", "status": "True"}]}
+    status, _ = aggregate_job({"a": _job(active=1, start="2026-01-01T00:04:00Z"),
+                               "b": _job(succeeded=2, conditions=done,
+                                         end="2026-01-01T00:05:00Z")}, finished)
+    assert status["completionTime"] == "2026-01-01T00:03:00Z"
+    assert status["conditions"] == finished["conditions"]
+
+
 def test_a_job_failed_in_one_member_has_failed() -> None:
     status, _ = aggregate_job({"a": _job(failed=3, conditions=("FailureTarget", "Failed")),
                                "b": _job(active=2)})
@@ -144,3 +170,63 @@ def test_a_scaled_custom_resource_sums_its_status_path() -> None:
     assert status == {"running": 2}
     assert breakdown["a"] == {"desired": 2, "replicas": 2}
     assert aggregate_scaled(None, {"a": MemberState(1, None)})[0] == {}
+
+
+# Properties: whatever the members report, the plane's status is their sum, and the plane's
+# observedGeneration / Complete only say "done" when every member is.
+COUNTS = st.integers(min_value=0, max_value=10**6)
+MEMBER_NAMES = st.lists(st.sampled_from(["member-1", "member-2", "member-3", "member-4"]),
+                        min_size=1, max_size=4, unique=True)
+
+
+@given(st.data(), MEMBER_NAMES, st.sampled_from(sorted(SUMMED)))
+def test_a_workloads_status_is_the_sum_of_its_members(data: st.DataObject, names: list[str],
+                                                      kind: str) -> None:
+    plane = {**PLANE, "kind": kind}
+    states = {}
+    for name in names:
+        reported = {f: data.draw(COUNTS) for f in SUMMED[kind]}
+        observed = data.draw(st.booleans())
+        states[name] = MemberState(data.draw(COUNTS), {
+            "metadata": {"generation": 7, "annotations": {SPEC_HASH: spec_hash(plane)}},
+            "status": {**reported, "observedGeneration": 7 if observed else 6}})
+    status, breakdown = aggregate(plane, states)
+    for field in SUMMED[kind]:
+        assert status[field] == sum(s.copy["status"][field] for s in states.values()
+                                    if s.copy is not None)
+    everyone = all(s.copy is not None and s.copy["status"]["observedGeneration"] == 7
+                   for s in states.values())
+    assert (status.get("observedGeneration") == 2) == everyone
+    assert sorted(breakdown) == sorted(names)
+
+
+@given(st.data(), MEMBER_NAMES)
+def test_a_jobs_status_sums_and_is_complete_only_when_every_member_is(
+        data: st.DataObject, names: list[str]) -> None:
+    states = {}
+    for name in names:
+        complete = data.draw(st.booleans())
+        conditions = [{"type": "Complete", "status": "True"}] if complete else []
+        states[name] = MemberState(data.draw(COUNTS), {"status": {
+            "active": data.draw(COUNTS), "succeeded": data.draw(COUNTS),
+            "failed": data.draw(COUNTS), "conditions": conditions}})
+    status, _ = aggregate_job(states)
+    for field in ("active", "succeeded", "failed"):
+        assert status[field] == sum(s.copy["status"][field] for s in states.values()
+                                    if s.copy is not None)
+    done = [c for c in status.get("conditions", []) if c["type"] == "Complete"]
+    assert bool(done) == all(s.copy is not None and s.copy["status"]["conditions"]
+                                 for s in states.values())
+
+
+@given(st.data(), MEMBER_NAMES)
+def test_a_scaled_custom_resource_sums_what_its_status_path_holds(
+        data: st.DataObject, names: list[str]) -> None:
+    states = {name: MemberState(data.draw(COUNTS), {"status": {"ready": {
+        "count": data.draw(st.one_of(COUNTS, st.none(), st.text(max_size=2)))}}})
+        for name in names}
+    status, breakdown = aggregate_scaled(("status", "ready", "count"), states)
+    counted = [s.copy["status"]["ready"]["count"] for s in states.values() if s.copy]
+    assert status == {"ready": {"count": sum(c for c in counted if isinstance(c, int))}}
+    assert [b["desired"] for _, b in sorted(breakdown.items())] == [
+        s.desired for _, s in sorted(states.items())]
