@@ -1,11 +1,18 @@
 """A keyed work queue: a key waiting is not added twice, a key being worked on is not handed
 to a second worker (it is handed again once done, if it was added meanwhile), and failed keys
-come back after an exponential backoff with jitter."""
+come back after an exponential backoff with jitter.
+
+Keys come in two lanes. An urgent key (a workload whose replicas must move because a member
+failed) is handed out before any other, and while urgent keys wait or are being worked on no
+other key is handed out: a failover's re-splits are written before the queue's backlog is
+worked through, and do not share the workers or the members' connections with it. A key
+added as urgent while it waits as an ordinary one moves to the urgent lane."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -14,10 +21,12 @@ K = TypeVar("K", bound=Hashable)
 
 class WorkQueue(Generic[K]):
     def __init__(self, *, base_delay: float = 0.2, max_delay: float = 30.0) -> None:
-        self._ready: asyncio.Queue[K] = asyncio.Queue()
-        self._waiting: set[K] = set()  # in _ready, not yet handed out
-        self._active: set[K] = set()  # handed out, not done
-        self._again: set[K] = set()  # added while active
+        self._lanes: tuple[deque[K], deque[K]] = (deque(), deque())  # ordinary, urgent
+        self._waiting: dict[K, bool] = {}  # in a lane, not yet handed out: urgent?
+        self._active: dict[K, bool] = {}  # handed out, not done: urgent?
+        self._again: dict[K, bool] = {}  # added while active: urgent?
+        self._urgent = 0  # urgent keys waiting or active
+        self._ready = asyncio.Event()  # a key may be handed out
         self._failures: dict[K, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self.base_delay = base_delay
@@ -26,12 +35,24 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._waiting) + len(self._again)
 
-    def add(self, key: K) -> None:
+    @property
+    def urgent(self) -> int:
+        """Urgent keys waiting or being worked on."""
+        return self._urgent
+
+    def add(self, key: K, *, urgent: bool = False) -> None:
         if key in self._active:
-            self._again.add(key)
-        elif key not in self._waiting:
-            self._waiting.add(key)
-            self._ready.put_nowait(key)
+            self._again[key] = self._again.get(key, False) or urgent
+            return
+        was = self._waiting.get(key)
+        if was is None or (urgent and not was):
+            if was is None:
+                self._waiting[key] = urgent
+            else:  # moves to the urgent lane; its ordinary entry is skipped when reached
+                self._waiting[key] = True
+            self._urgent += urgent
+            self._lanes[urgent].append(key)
+            self._ready.set()
 
     def add_after(self, key: K, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -56,17 +77,37 @@ class WorkQueue(Generic[K]):
         """The key succeeded: its next failure starts the backoff afresh."""
         self._failures.pop(key, None)
 
+    def _take(self) -> K | None:
+        """The next key to hand out, if one may be handed out now."""
+        for urgent in (True, False):
+            if not urgent and self._urgent:
+                return None  # ordinary keys wait for the urgent ones to be done
+            lane = self._lanes[urgent]
+            while lane:
+                key = lane.popleft()
+                if self._waiting.get(key) is urgent:  # else: moved to the urgent lane
+                    del self._waiting[key]
+                    self._active[key] = urgent
+                    return key
+        return None
+
     async def get(self) -> K:
-        key = await self._ready.get()
-        self._waiting.discard(key)
-        self._active.add(key)
-        return key
+        while True:
+            key = self._take()
+            if key is not None:
+                return key
+            self._ready.clear()
+            await self._ready.wait()
 
     def done(self, key: K) -> None:
-        self._active.discard(key)
-        if key in self._again:
-            self._again.discard(key)
-            self.add(key)
+        urgent = self._active.pop(key, False)
+        if urgent:
+            self._urgent -= 1
+            if not self._urgent:
+                self._ready.set()  # ordinary keys may be handed out again
+        again = self._again.pop(key, None)
+        if again is not None:
+            self.add(key, urgent=again)
 
     def close(self) -> None:
         for handle in self._timers:

@@ -27,6 +27,15 @@ def _key(obj: Object) -> Key:
     return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
+def _slim(obj: Object) -> Object:
+    """An object as a mirror keeps it: without its managed fields (who set which field: none
+    of federator's business, and often a third of the object)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
+
+
 def _older(obj: Object, than: Object | None) -> bool:
     """Whether `obj` is an older version than `than` of the same object. Both come from one
     apiserver, whose resourceVersions (etcd revisions) grow; anything else counts as newer."""
@@ -67,7 +76,7 @@ class Reflector:
     def remember(self, obj: Object) -> None:
         """An object as a write just returned it, before its watch event arrives: what is
         decided meanwhile sees it, and older events do not take its place."""
-        key = _key(obj)
+        key = _key(_slim(obj))
         meta = obj.get("metadata") or {}
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return  # the write deleted it: its DELETED event may even have come first
@@ -79,6 +88,7 @@ class Reflector:
             self.url, accept=METADATA_LIST if self.metadata_only else None, **self.selectors)
         kind = str(answer.get("kind", "")).removesuffix("List")
         for item in answer.get("items") or []:  # items of a list carry no kind of their own
+            _slim(item)
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", answer.get("apiVersion"))
         fresh = {_key(item): item for item in answer.get("items") or []}
@@ -139,7 +149,7 @@ class Reflector:
                         self.url, resource_version=resource_version, extra=self.selectors,
                         accept=METADATA if self.metadata_only else None):
                     failing = self._recovered(failing)
-                    kind, obj = event["type"], event["object"]
+                    kind, obj = event["type"], _slim(event["object"])
                     resource_version = str(obj["metadata"]["resourceVersion"])
                     if kind == "BOOKMARK":
                         continue

@@ -315,3 +315,77 @@ def test_killed_in_a_burst_of_creates_and_deletes(serving: Serve, federation: Pa
         eventually(lambda m=member: managed(federation, m, "configmaps", namespace) == kept,
                    f"exactly the 30 kept ConfigMaps in {member}", attempts=900)
     kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
+
+
+def _watch_events(kubeconfig: Path, resource: str, namespace: str) -> subprocess.Popen[str]:
+    """`kubectl get --watch` of a resource, each change a line of JSON."""
+    return subprocess.Popen(
+        ["kubectl", f"--kubeconfig={kubeconfig}", "--context=federation", "-n", namespace,
+         "get", resource, "--watch-only", "--output-watch-events", "-o",
+         "jsonpath={.type} {.object.metadata.name} {.object.metadata.resourceVersion} "
+         "{.object.metadata.annotations.federator\\.io/cluster-status}{\"\\n\"}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _not_ready_at(lines: list[str]) -> dict[str, int]:
+    """Per object, the resourceVersion at which its cluster-status first said that member-1
+    is not ready."""
+    found: dict[str, int] = {}
+    for line in lines:
+        _, name, version, *status = line.split(" ", 3)
+        if "member-1" in "".join(status) and "cluster not ready" in "".join(status):
+            found.setdefault(name, int(version))
+    return found
+
+
+def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Path,
+                                                  lab: Any, lab_spec: Any) -> None:
+    """member-1 stops with 150 ConfigMaps and a Deployment federated: the Deployment (urgent:
+    its replicas must move) is decided and written before any ConfigMap is looked at again,
+    as the plane's resourceVersions of their cluster-status annotations show; serve logs
+    what the failover moved and how long it took."""
+    namespace = "faults-urgent"
+    kubectl(federation, "federation", "create", "namespace", namespace)
+    names = [f"backlog-{i:03d}" for i in range(150)]
+    kubectl(federation, "federation", "apply", "-f", "-", stdin=configmaps(names, namespace))
+    kubectl(federation, "federation", "-n", namespace, "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="urgent", replicas=6))
+    eventually(lambda: copies_everywhere(federation, "configmaps", namespace, names),
+               "the ConfigMaps in every member", attempts=600)
+    kubectl(federation, "federation", "-n", namespace, "rollout", "status",
+            "deployment/urgent", "--timeout=180s")
+    start = len(serving.log.read_text())
+    watchers = {r: _watch_events(federation, r, namespace) for r in ("deployments",
+                                                                      "configmaps")}
+    lines: dict[str, list[str]] = {r: [] for r in watchers}
+    readers = []
+    for resource, watcher in watchers.items():
+        assert watcher.stdout is not None
+        readers.append(threading.Thread(target=lambda w=watcher, into=lines[resource]: into.extend(
+            iter(w.stdout.readline, "")), daemon=True))
+        readers[-1].start()
+    time.sleep(2)  # the watches are open
+    lab.stop_component("member-1/kube-apiserver")
+    try:
+        eventually(lambda: len(_not_ready_at(lines["configmaps"])) == len(names)
+                   and _not_ready_at(lines["deployments"]),
+                   "every object says member-1 is not ready", attempts=900)
+    finally:
+        for watcher in watchers.values():
+            watcher.terminate()
+            watcher.wait(timeout=30)
+        for reader in readers:
+            reader.join(timeout=30)
+        for watcher in watchers.values():
+            if watcher.stdout is not None:
+                watcher.stdout.close()
+        lab.up(lab_spec)
+    deployment = _not_ready_at(lines["deployments"])["urgent"]
+    first = min(_not_ready_at(lines["configmaps"]).values())
+    assert deployment < first, (deployment, first)
+    moved = [e for e in events_of(serving.log.read_text(), start)
+             if e["event"] == "workloads decided again after clusters changed"]
+    assert moved and moved[0]["workloads"] >= 1 and moved[0]["seconds"] >= 0, moved
+    kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
+    kubectl(federation, "federation", "wait", "cluster/member-1", "--timeout=120s",
+            "--for=jsonpath={.status.conditions[0].status}=True")

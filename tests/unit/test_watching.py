@@ -31,6 +31,14 @@ def test_a_write_that_deleted_the_object_is_not_remembered() -> None:
     assert list(mirror.objects) == [("default", "c")]  # still there: a finalizer holds it
 
 
+def test_a_mirror_keeps_no_managed_fields() -> None:
+    mirror = Reflector(None, "/api/v1/configmaps", ignore)  # type: ignore[arg-type]
+    mirror.remember(obj("9", managedFields=[{"manager": "kubectl", "fieldsV1": {}}],
+                        labels={"a": "b"}))
+    kept = mirror.objects[("default", "c")]["metadata"]
+    assert "managedFields" not in kept and kept["labels"] == {"a": "b"}
+
+
 def test_an_older_version_does_not_replace_a_newer_one() -> None:
     mirror = Reflector(None, "/api/v1/configmaps", ignore)  # type: ignore[arg-type]
     mirror.remember(obj("9"))

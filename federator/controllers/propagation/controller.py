@@ -19,7 +19,13 @@ from federator.domain import policy as policy_rules
 from federator.domain import replicas as replica_rules
 from federator.domain.decision import Cluster, decide, targets_of
 from federator.domain.preferences import PreferencesError
-from federator.domain.propagation import FINALIZER, ORPHAN_FINALIZER, WORKLOADS, PlacementError
+from federator.domain.propagation import (
+    FINALIZER,
+    ORPHAN_FINALIZER,
+    WORKLOADS,
+    PlacementError,
+    group_kind_of,
+)
 from federator.kube.client import KubeClient, KubeError, Object
 from federator.kube.events import EventRecorder
 from federator.kube.resources import KINDS, path
@@ -76,6 +82,11 @@ class Propagator:
         self._following = False  # member views follow the registry once policies are listed
         # (cluster, kind) swept since listed and Ready (again: a member's return sweeps)
         self.swept: set[tuple[str, str]] = set()
+        # Workloads queued as urgent after clusters or policies changed, not yet decided.
+        self.moving: set[Key] = set()
+        self.moving_since = 0.0
+        self.moving_cause = ""
+        self.moved = 0
 
     def learned(self, key: Key) -> dict[str, int]:
         """What overflow has taught of members' room for a workload (for /plan)."""
@@ -147,13 +158,43 @@ class Propagator:
                 continue  # the workload's own problem, reported on it
         return found
 
+    def _spread(self, kind: str) -> bool:
+        """Whether a kind's replicas are spread (its objects move when members change)."""
+        return replica_rules.field_of(kind, self.plane.scale(kind)) is not None
+
+    def _decide_again(self, objects: list[Object], cause: str) -> None:
+        """Queue objects to be decided again, those whose replicas are spread as urgent (no
+        other object is handed out before they are done); log, once they are, how many and
+        how long it took."""
+        urgent = [key_of(obj) for obj in objects if self._spread(group_kind_of(obj))]
+        for key in urgent:
+            self.queue.add(key, urgent=True)
+        for obj in objects:
+            self.queue.add(key_of(obj))
+        if urgent:
+            if not self.moving:
+                self.moving_since = asyncio.get_running_loop().time()
+            self.moving.update(urgent)
+            self.moving_cause = cause
+
+    def _decided(self, key: Key) -> None:
+        if key not in self.moving:
+            return
+        self.moving.discard(key)
+        self.moved += 1
+        if not self.moving:
+            took = asyncio.get_running_loop().time() - self.moving_since
+            log.info("workloads decided again after clusters changed", cause=self.moving_cause,
+                     workloads=self.moved, seconds=round(took, 3))
+            self.moved = 0
+
     async def _on_policy(self, event: str, policy: Object) -> None:
         """A policy changed: every object of its namespace may be governed differently."""
         namespace = policy["metadata"].get("namespace")
         self.epoch += 1
-        for obj in self.plane.objects():
-            if policy_rules.policy_namespace(obj) == namespace:
-                self.queue.add(key_of(obj))
+        self._decide_again([obj for obj in self.plane.objects()
+                            if policy_rules.policy_namespace(obj) == namespace],
+                           f"policy {namespace}/{policy['metadata'].get('name')}")
 
     async def _on_member(self, cluster: str, event: str, obj: Object) -> None:
         key = key_of(obj)
@@ -193,8 +234,8 @@ class Propagator:
             for kind in list(view.reflectors):
                 self._sweep_once(name, view, kind)
         self.epoch += 1
-        for obj in self.plane.objects():
-            self.queue.add(key_of(obj))
+        state = "gone" if member is None else "Ready" if member.ready else "not Ready"
+        self._decide_again(self.plane.objects(), f"cluster {name} {state}")
 
     def _sweep_once(self, cluster: str, view: MemberView, kind: str) -> None:
         """Sweep a kind's copies in a member once they are listed and it is Ready, and again
@@ -260,6 +301,7 @@ class Propagator:
             key = await self.queue.get()
             try:
                 again = await self.reconcile(key)
+                self._decided(key)
                 self.queue.forget(key)
                 if again is not None:
                     self.queue.add_after(key, again)
