@@ -29,7 +29,8 @@ def _service(copy: Object) -> None:
     spec = _spec(copy)
     for field in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
         spec.pop(field, None)
-    for port in spec.get("ports") or []:
+    ports = spec.get("ports")
+    for port in ports if isinstance(ports, list) else []:
         if isinstance(port, dict):
             port.pop("nodePort", None)
 
