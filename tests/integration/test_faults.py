@@ -327,30 +327,31 @@ def _watch_events(kubeconfig: Path, resource: str, namespace: str) -> subprocess
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def _not_ready_at(lines: list[str]) -> dict[str, int]:
-    """Per object, the resourceVersion at which its cluster-status first said that member-1
-    is not ready."""
-    found: dict[str, int] = {}
+def _changes(lines: list[str]) -> list[tuple[str, int, str]]:
+    """(name, resourceVersion, cluster-status) of each change a watch printed."""
+    found = []
     for line in lines:
-        _, name, version, *status = line.split(" ", 3)
-        if "member-1" in "".join(status) and "cluster not ready" in "".join(status):
-            found.setdefault(name, int(version))
+        parts = line.rstrip("\n").split(" ", 3)
+        if len(parts) >= 3 and parts[2].isdigit():
+            found.append((parts[1], int(parts[2]), parts[3] if len(parts) > 3 else ""))
     return found
 
 
 def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Path,
                                                   lab: Any, lab_spec: Any) -> None:
-    """member-1 stops with 150 ConfigMaps and a Deployment federated: the Deployment (urgent:
-    its replicas must move) is decided and written before any ConfigMap is looked at again,
-    as the plane's resourceVersions of their cluster-status annotations show; serve logs
-    what the failover moved and how long it took."""
+    """member-1 stops: its Deployment's replicas move and no ConfigMap is touched (nothing
+    about them depends on readiness). 100 ConfigMaps created meanwhile wait for member-1;
+    when it is back the Deployment (urgent: its replicas move back) is decided and written
+    before any of them is looked at, as the plane's resourceVersions show. serve logs what
+    each change of readiness moved and how long it took."""
     namespace = "faults-urgent"
     kubectl(federation, "federation", "create", "namespace", namespace)
-    names = [f"backlog-{i:03d}" for i in range(150)]
-    kubectl(federation, "federation", "apply", "-f", "-", stdin=configmaps(names, namespace))
+    before = [f"before-{i:03d}" for i in range(50)]
+    during = [f"during-{i:03d}" for i in range(100)]
+    kubectl(federation, "federation", "apply", "-f", "-", stdin=configmaps(before, namespace))
     kubectl(federation, "federation", "-n", namespace, "apply", "-f", "-",
             stdin=DEPLOYMENT.format(name="urgent", replicas=6))
-    eventually(lambda: copies_everywhere(federation, "configmaps", namespace, names),
+    eventually(lambda: copies_everywhere(federation, "configmaps", namespace, before),
                "the ConfigMaps in every member", attempts=600)
     kubectl(federation, "federation", "-n", namespace, "rollout", "status",
             "deployment/urgent", "--timeout=180s")
@@ -365,11 +366,26 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
             iter(w.stdout.readline, "")), daemon=True))
         readers[-1].start()
     time.sleep(2)  # the watches are open
-    lab.stop_component("member-1/kube-apiserver")
     try:
-        eventually(lambda: len(_not_ready_at(lines["configmaps"])) == len(names)
-                   and _not_ready_at(lines["deployments"]),
-                   "every object says member-1 is not ready", attempts=900)
+        lab.stop_component("member-1/kube-apiserver")
+        try:
+            kubectl(federation, "federation", "wait", "cluster/member-1", "--timeout=60s",
+                    "--for=jsonpath={.status.conditions[0].status}=False")
+            eventually(lambda: any("cluster not ready" in status for name, _, status
+                                   in _changes(lines["deployments"])),
+                       "the Deployment's replicas moved off member-1")
+            kubectl(federation, "federation", "apply", "-f", "-",
+                    stdin=configmaps(during, namespace))
+            eventually(lambda: {n for n, _, status in _changes(lines["configmaps"])
+                                if "cluster not ready" in status} >= set(during),
+                       "the new ConfigMaps wait for member-1", attempts=600)
+            time.sleep(2)
+        finally:
+            returned = len(lines["configmaps"])  # what comes after is member-1's return
+            lab.up(lab_spec)
+        eventually(lambda: copies_everywhere(federation, "configmaps", namespace,
+                                             before + during),
+                   "every ConfigMap in every member", attempts=900)
     finally:
         for watcher in watchers.values():
             watcher.terminate()
@@ -379,13 +395,20 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
         for watcher in watchers.values():
             if watcher.stdout is not None:
                 watcher.stdout.close()
-        lab.up(lab_spec)
-    deployment = _not_ready_at(lines["deployments"])["urgent"]
-    first = min(_not_ready_at(lines["configmaps"]).values())
-    assert deployment < first, (deployment, first)
+    # Not Ready: not one ConfigMap that was there already changed.
+    assert not [n for n, _, _ in _changes(lines["configmaps"]) if n in before]
+    # Ready again: the Deployment's new split (its cluster-status without member-1's error)
+    # was written before any ConfigMap's wait was cleared.
+    back = min(version for _, version, status in _changes(lines["deployments"])
+               if status and "cluster not ready" not in status
+               and version > max(v for _, v, s in _changes(lines["deployments"])
+                                 if "cluster not ready" in s))
+    cleared = [version for name, version, status in _changes(lines["configmaps"][returned:])
+               if "cluster not ready" not in status]
+    assert cleared and back < min(cleared), (back, sorted(cleared)[:3])
     moved = [e for e in events_of(serving.log.read_text(), start)
              if e["event"] == "workloads decided again after clusters changed"]
-    assert moved and moved[0]["workloads"] >= 1 and moved[0]["seconds"] >= 0, moved
+    assert [e["cause"] for e in moved][:2] == ["cluster member-1 not Ready",
+                                               "cluster member-1 Ready"], moved
+    assert all(e["workloads"] >= 1 and e["seconds"] >= 0 for e in moved), moved
     kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
-    kubectl(federation, "federation", "wait", "cluster/member-1", "--timeout=120s",
-            "--for=jsonpath={.status.conditions[0].status}=True")

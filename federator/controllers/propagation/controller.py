@@ -222,7 +222,10 @@ class Propagator:
                     self.queue.add((workload, ns, name))
 
     def _on_cluster(self, name: str) -> None:
-        """A member joined, left, or changed readiness: every object may move."""
+        """A member joined, left, changed readiness or labels: every object may move. Not
+        when it turns not Ready: then only the objects whose replicas are spread are decided
+        again (nothing is written to a member that is not Ready, and where the others are
+        placed does not depend on readiness; the Cluster says it is not Ready)."""
         if self._following:
             self.registry.follow(name, self.members.views, self._watch)
         member, view = self.registry.members.get(name), self.members.views.get(name)
@@ -235,7 +238,10 @@ class Propagator:
                 self._sweep_once(name, view, kind)
         self.epoch += 1
         state = "gone" if member is None else "Ready" if member.ready else "not Ready"
-        self._decide_again(self.plane.objects(), f"cluster {name} {state}")
+        objects = self.plane.objects()
+        if member is not None and not member.ready:
+            objects = [obj for obj in objects if self._spread(group_kind_of(obj))]
+        self._decide_again(objects, f"cluster {name} {state}")
 
     def _sweep_once(self, cluster: str, view: MemberView, kind: str) -> None:
         """Sweep a kind's copies in a member once they are listed and it is Ready, and again
