@@ -411,4 +411,13 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
     assert [e["cause"] for e in moved][:2] == ["cluster member-1 not Ready",
                                                "cluster member-1 Ready"], moved
     assert all(e["workloads"] >= 1 and e["seconds"] >= 0 for e in moved), moved
-    kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
+    # Deleted with 150 objects in it: gone everywhere, and not made again in a member by a
+    # write for one of its objects.
+    kubectl(federation, "federation", "delete", "namespace", namespace, "--timeout=180s")
+    def holding() -> list[str]:
+        return [m for m in MEMBERS if kubectl(federation, m, "get", "namespace", namespace,
+                                              check=False).returncode == 0]
+
+    eventually(lambda: not holding(), f"{namespace} gone from every member", attempts=600)
+    time.sleep(5)
+    assert not holding()

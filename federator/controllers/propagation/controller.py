@@ -349,6 +349,11 @@ class Propagator:
     async def _propagate(self, key: Key, obj: Object,
                          finalizing: asyncio.Future[Object | None] | None) -> float | None:
         kind = key[0]
+        holder = self.plane.get(("Namespace", "", key[1])) if key[1] else None
+        if holder is not None and holder["metadata"].get("deletionTimestamp"):
+            # Its namespace is going (its objects are deleted next): nothing is written, or
+            # the member's namespace, deleted already, would be made again for it.
+            return None
         joined = {n: m.cluster["metadata"].get("labels") or {}
                   for n, m in self.registry.members.items()}
         needed = self._needed_by(key, obj, joined)
