@@ -46,10 +46,8 @@ class WorkQueue(Generic[K]):
             return
         was = self._waiting.get(key)
         if was is None or (urgent and not was):
-            if was is None:
-                self._waiting[key] = urgent
-            else:  # moves to the urgent lane; its ordinary entry is skipped when reached
-                self._waiting[key] = True
+            # An ordinary key made urgent moves lanes: its ordinary entry is skipped.
+            self._waiting[key] = urgent
             self._urgent += urgent
             self._lanes[urgent].append(key)
             self._ready.set()

@@ -162,15 +162,18 @@ class Propagator:
         """Whether a kind's replicas are spread (its objects move when members change)."""
         return replica_rules.field_of(kind, self.plane.scale(kind)) is not None
 
-    def _decide_again(self, objects: list[Object], cause: str) -> None:
+    def _decide_again(self, objects: list[Object], cause: str, *,
+                      spread_only: bool = False) -> None:
         """Queue objects to be decided again, those whose replicas are spread as urgent (no
-        other object is handed out before they are done); log, once they are, how many and
-        how long it took."""
-        urgent = [key_of(obj) for obj in objects if self._spread(group_kind_of(obj))]
+        other object is handed out before they are done), the others too unless
+        `spread_only`; log, once the urgent ones are done, how many and how long it took."""
+        spread = {kind for kind in self.plane.resources if self._spread(kind)}
+        urgent = [key_of(obj) for obj in objects if group_kind_of(obj) in spread]
         for key in urgent:
             self.queue.add(key, urgent=True)
-        for obj in objects:
-            self.queue.add(key_of(obj))
+        if not spread_only:
+            for obj in objects:
+                self.queue.add(key_of(obj))
         if urgent:
             if not self.moving:
                 self.moving_since = asyncio.get_running_loop().time()
@@ -238,10 +241,8 @@ class Propagator:
                 self._sweep_once(name, view, kind)
         self.epoch += 1
         state = "gone" if member is None else "Ready" if member.ready else "not Ready"
-        objects = self.plane.objects()
-        if member is not None and not member.ready:
-            objects = [obj for obj in objects if self._spread(group_kind_of(obj))]
-        self._decide_again(objects, f"cluster {name} {state}")
+        self._decide_again(self.plane.objects(), f"cluster {name} {state}",
+                           spread_only=member is not None and not member.ready)
 
     def _sweep_once(self, cluster: str, view: MemberView, kind: str) -> None:
         """Sweep a kind's copies in a member once they are listed and it is Ready, and again
