@@ -37,19 +37,20 @@ MIB = 1024 * 1024
 
 
 def start_serve(kubeconfig: Path, port: int, log: Path,
-                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """`federator serve` with its health port `port` and its gateway on `port - 1`, once it
-    leads."""
+                env: dict[str, str] | None = None, *, identity: str = "benchmark",
+                until: bytes = b"leader") -> subprocess.Popen[bytes]:
+    """`federator serve` with its health port `port` and its gateway on `port - 1`, once its
+    /readyz says `until` (by default: once it leads)."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig), "serve",
-             "--identity", "benchmark", "--http-port", str(port),
+             "--identity", identity, "--http-port", str(port),
              "--gateway-port", str(port - 1)],
             stdout=sink, stderr=subprocess.STDOUT, env=env)
     for _ in range(600):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:
-                if b"leader" in reply.read():
+                if until in reply.read():
                     return process
         except OSError:
             pass

@@ -153,8 +153,9 @@ class Arrivals:
             self.everywhere[key].set()
 
 
-async def watch_arrivals(kube: KubeClient, namespace: str, kind: str,
+async def watch_arrivals(kube: KubeClient, namespace: str | None, kind: str,
                          arrivals: Arrivals) -> None:
+    """Objects of a kind arriving in a member's namespace (in every namespace: None)."""
     url = path(KINDS[kind][0], namespace=namespace)
     seen: set[str] = set()
     while True:
@@ -174,9 +175,10 @@ async def watch_arrivals(kube: KubeClient, namespace: str, kind: str,
 
 
 async def federated(plane: KubeClient, members: dict[str, KubeClient], items: list[Object],
-                    namespace: str) -> tuple[list[float], float]:
+                    namespace: str | None) -> tuple[list[float], float]:
     """Each object written once to the plane, and its writer waits until it is in every
-    member (as the direct writer waits for its three writes); (latencies, seconds)."""
+    member (as the direct writer waits for its three writes); (latencies, seconds). Objects
+    of several namespaces: `namespace` None, and names unique across them."""
     arrivals = Arrivals(len(members))
     for obj in items:
         arrivals.expect(f"{obj['kind']}/{obj['metadata']['name']}")

@@ -48,6 +48,9 @@ class LeaderElectionConfig(_Strict):
     lease_duration: float = Field(default=10.0, gt=0)
     renew_deadline: float = Field(default=8.0, gt=0)
     retry_period: float = Field(default=2.0, gt=0)
+    # The controllers' work is split by a hash of the namespace into this many shards, each
+    # held by one replica through a Lease `<lease_name>-shard-<i>`: alike on every replica.
+    shards: int = Field(default=8, ge=1, le=256)
 
     @model_validator(mode="after")
     def _ordered(self) -> LeaderElectionConfig:

@@ -8,6 +8,13 @@ REGISTRY = CollectorRegistry()
 
 IS_LEADER = Gauge("federator_leader", "1 while this replica holds the leader lease",
                   registry=REGISTRY)
+SHARDS_HELD = Gauge("federator_shards_held", "Shards of the controllers' work this replica holds",
+                    registry=REGISTRY)
+RECONCILES = Counter("federator_reconciles_total",
+                     "Plane objects reconciled by this replica's propagation controller",
+                     registry=REGISTRY)
+WATCHES = Gauge("federator_watches_open", "Watch requests open, by apiserver", ["server"],
+                registry=REGISTRY)
 CLUSTER_READY = Gauge("federator_cluster_ready",
                       "Ready condition of each member: 1 True, 0 False, -1 Unknown",
                       ["cluster"], registry=REGISTRY)

@@ -1,5 +1,6 @@
-"""`federator serve`: one process with the controllers (while it leads), the health and
-metrics endpoints, and (in later issues) the gateway and DNS."""
+"""`federator serve`: one process with the controllers (for the shards it holds), the
+leader's work (Cluster status, the zone of an authoritative DNS server), the registry, the
+gateway, DNS, and the health and metrics endpoints."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from federator.kube.kubeconfig import (
 )
 from federator.kube.leader import LeaderElector, LeaseSettings
 from federator.kube.resources import CONFIGMAPS, path
+from federator.kube.sharding import ShardKeeper
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +55,8 @@ async def plane_client(settings: Settings) -> KubeClient:
                                              settings.plane_context))
 
 
-def health_app(plane: KubeClient, elector: LeaderElector | None) -> web.Application:
+def health_app(plane: KubeClient, elector: LeaderElector | None,
+               keeper: ShardKeeper | None) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -64,7 +67,9 @@ def health_app(plane: KubeClient, elector: LeaderElector | None) -> web.Applicat
             return web.Response(status=503, text=f"plane not ready: {exc}; the gateway and "
                                 "DNS answer from what they hold, the controllers wait")
         role = "leader" if elector is None or elector.leading else "standby"
-        return web.Response(text=f"ok ({role})")
+        shards = (f"{len(keeper.held)}/{keeper.shards} shards" if keeper is not None
+                  else "every shard")
+        return web.Response(text=f"ok ({role}, {shards})")
 
     async def metrics_page(_: web.Request) -> web.Response:
         body = generate_latest(metrics.REGISTRY)
@@ -228,8 +233,9 @@ def _dump_tasks() -> None:
 
 
 async def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT (0). A lost lease stops the controllers, not the process:
-    it campaigns again, and the gateway and DNS answer all along."""
+    """Run until SIGTERM or SIGINT (0). A lost lease stops the work it covers (the leader's,
+    or a shard's), not the process: it campaigns again, and the gateway and DNS answer all
+    along."""
     logs.configure(settings.log.level, settings.log.format)
     structlog.contextvars.bind_contextvars(identity=settings.identity)
     stop = asyncio.Event()  # a signal while starting up ends it once it is up
@@ -243,13 +249,13 @@ async def serve(settings: Settings) -> int:
         log.error("no plane credentials", error=str(exc))
         return 1
     election = settings.leader_election
-    elector = None
+    elector = keeper = None
     if election.enabled:
-        elector = LeaderElector(plane, LeaseSettings(election.lease_name, election.namespace,
-                                                     election.lease_duration,
-                                                     election.renew_deadline,
-                                                     election.retry_period),
-                                settings.identity)
+        leases = LeaseSettings(election.lease_name, election.namespace,
+                               election.lease_duration, election.renew_deadline,
+                               election.retry_period)
+        elector = LeaderElector(plane, leases, settings.identity)
+        keeper = ShardKeeper(plane, leases, settings.identity, election.shards)
     probe = settings.probe
     registry = Registry(plane, ProbeSettings(probe.period, probe.timeout, probe.failure_threshold,
                                              probe.success_threshold, probe.capacity_period),
@@ -257,15 +263,15 @@ async def serve(settings: Settings) -> int:
                         may_write=lambda: elector is None or elector.leading)
     recorder = EventRecorder(plane, settings.identity)
     dns = DnsService(lambda: elector is None or elector.leading)
-    leading: Propagator | None = None  # while this replica leads: what /plan asks
-    runners = [web.AppRunner(health_app(plane, elector), access_log=None)]
+    propagating: Propagator | None = None  # what /plan asks
+    runners = [web.AppRunner(health_app(plane, elector, keeper), access_log=None)]
     await runners[0].setup()
     await web.TCPSite(runners[0], settings.http.address, settings.http.port).start()
     if settings.gateway.enabled:
         try:
             runners.append(await start_gateway(
                 settings.gateway, plane, registry, lambda: dns.records,
-                lambda key: leading.learned(key) if leading else {},
+                lambda key: propagating.learned(key) if propagating else {},
                 settings.propagation.exclude))
         except (GatewayError, KubeError, OSError) as exc:
             log.error("gateway not started", error=str(exc))
@@ -277,27 +283,41 @@ async def serve(settings: Settings) -> int:
              gateway=(f"https://{settings.gateway.address}:{settings.gateway.port}"
                       if settings.gateway.enabled else None),
              plane=plane.server, leader_election=election.enabled)
-    async def lead() -> None:
-        nonlocal leading
+    async def controllers() -> None:  # the shards this replica holds
+        nonlocal propagating
         federation = await federation_of(plane)
+        shard_of = keeper.shard if keeper is not None else None
         propagator = Propagator(plane, registry, federation.name, recorder,
-                                PropagationSettings(**settings.propagation.model_dump()))
-        leading = propagator
+                                PropagationSettings(**settings.propagation.model_dump()),
+                                shard_of=shard_of)
+        propagating = propagator
         work = [propagator.run()]
+        sharded: list[Propagator | EventFederator] = [propagator]
         if settings.events.enabled:
-            work.append(EventFederator(
+            events = EventFederator(
                 plane, registry, federation.name, recorder, settings.identity,
-                EventSettings(**settings.events.model_dump(exclude={"enabled"}))).run())
-        if settings.dns.enabled and settings.dns.rfc2136.enabled:
-            work.append(keep_zone(settings.dns.rfc2136, federation, dns, plane, recorder))
+                EventSettings(**settings.events.model_dump(exclude={"enabled"})),
+                shard_of=shard_of)
+            sharded.append(events)
+            work.append(events.run())
+        if keeper is not None:
+            keeper.consumers.extend(sharded)
+            work.append(keeper.run())
         try:
             await _together(*work)
         finally:
-            leading = None
+            propagating = None
 
-    async def everything() -> None:  # registry and DNS on every replica; the rest leads
+    async def lead() -> None:  # what one replica does for all
+        if settings.dns.enabled and settings.dns.rfc2136.enabled:
+            federation = await federation_of(plane)
+            await keep_zone(settings.dns.rfc2136, federation, dns, plane, recorder)
+        await asyncio.Event().wait()  # the registry writes Cluster status while leading
+
+    async def everything() -> None:  # registry, DNS and the shards' controllers on every
+        # replica; the rest leads
         await _together(registry.run(), dns.run(settings.dns, plane, registry, recorder),
-                        elector.run(lead) if elector else lead())
+                        controllers(), elector.run(lead) if elector else lead())
 
     work = asyncio.ensure_future(everything())
     stopper = asyncio.ensure_future(stop.wait())
@@ -314,8 +334,8 @@ async def serve(settings: Settings) -> int:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, DnsError):
             await work
-        if elector is not None and code == 0:
-            await elector.release()
+        if elector is not None and keeper is not None and code == 0:
+            await asyncio.gather(elector.release(), keeper.release())
         for runner in runners:
             await runner.cleanup()
         await recorder.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,9 +69,15 @@ class _Member:
 
 
 class EventFederator:
+    """Copies the events about objects in the shards it holds (`gain`, `drop`); with no
+    `shard_of` there is one shard, held from the start."""
+
     def __init__(self, plane: KubeClient, registry: Registry, federation: str,
                  recorder: EventRecorder, instance: str,
-                 settings: EventSettings | None = None) -> None:
+                 settings: EventSettings | None = None,
+                 shard_of: Callable[[str, str, str], int] | None = None) -> None:
+        self.shard_of = shard_of or (lambda kind, namespace, name: 0)
+        self.shards: frozenset[int] = frozenset({0} if shard_of is None else ())
         self.plane = plane
         self.registry = registry
         self.federation = federation
@@ -98,6 +104,26 @@ class EventFederator:
             stopped = self.registry.unfollow(self.members, self._on_cluster)
             await asyncio.gather(watcher, stopped, return_exceptions=True)
 
+    # shards ------------------------------------------------------------------------------
+    def gain(self, shards: frozenset[int]) -> None:
+        """Shards taken: every member's events are listed again (those about objects of
+        these shards were passed over; what the plane holds already is not written twice)."""
+        self.shards |= shards
+        for member in self.members.values():
+            if member.tasks:
+                member.tasks[-1].cancel()
+                member.tasks[-1] = asyncio.create_task(self._follow(member))
+
+    def drop(self, shards: frozenset[int]) -> None:
+        self.shards -= shards
+
+    def _owns(self, namespace: str) -> bool:
+        """Whether events about objects of this namespace are this replica's to copy."""
+        return self.shard_of("", namespace, "") in self.shards
+
+    async def settled(self, shards: frozenset[int]) -> None:
+        """Nothing to wait for: each copy is written whole, and what waits is passed over."""
+
     # members -----------------------------------------------------------------------------
     def _on_cluster(self, name: str) -> None:
         """A member joined, left, or changed: watch its events with its current client."""
@@ -120,8 +146,8 @@ class EventFederator:
                                    metadata_only=True))
         member.tasks = [asyncio.ensure_future(member.deployments.run()),
                         asyncio.ensure_future(member.replicasets.run()),
-                        asyncio.ensure_future(self._follow(member)),
-                        asyncio.ensure_future(self._flush(member))]
+                        asyncio.ensure_future(self._flush(member)),
+                        asyncio.ensure_future(self._follow(member))]  # last: gain renews it
         return member
 
     async def _follow(self, member: _Member) -> None:
@@ -143,7 +169,7 @@ class EventFederator:
         if isinstance(to, Unknown):
             self._park(member, to, event)
             return
-        if to is None or not to.uid:
+        if to is None or not to.uid or not self._owns(to.namespace):
             return
         key = (to.namespace, rules.copy_name(member.cluster, event, to))
         count, first, last = rules.occurrence(event)
@@ -218,7 +244,7 @@ class EventFederator:
                     continue
                 key, _ = member.pending.popitem(last=False)
                 copy = self.copies.get(key)
-                if copy is not None and copy.body is not None:
+                if copy is not None and copy.body is not None and self._owns(key[0]):
                     body, copy.body = copy.body, None
                     await self._write(member.cluster, key, copy, body)
             if member.dropped:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -27,6 +27,7 @@ class WorkQueue(Generic[K]):
         self._again: dict[K, bool] = {}  # added while active: urgent?
         self._urgent = 0  # urgent keys waiting or active
         self._ready = asyncio.Event()  # a key may be handed out
+        self._finished = asyncio.Event()  # a key was done
         self._failures: dict[K, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self.base_delay = base_delay
@@ -34,6 +35,12 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._waiting) + len(self._again)
+
+    async def finished(self, which: Callable[[K], bool]) -> None:
+        """Returns once no key that `which` picks is handed out and not done."""
+        while any(which(key) for key in self._active):
+            self._finished.clear()
+            await self._finished.wait()
 
     @property
     def urgent(self) -> int:
@@ -99,6 +106,7 @@ class WorkQueue(Generic[K]):
 
     def done(self, key: K) -> None:
         urgent = self._active.pop(key, False)
+        self._finished.set()
         if urgent:
             self._urgent -= 1
             if not self._urgent:

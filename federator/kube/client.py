@@ -13,6 +13,7 @@ import aiohttp
 import yarl
 from multidict import CIMultiDict
 
+from federator import metrics
 from federator.kube.kubeconfig import Credentials
 
 FIELD_MANAGER = "federator"
@@ -202,16 +203,21 @@ class KubeClient:
             ) as response:
                 if response.status >= 400:
                     raise _status_error(response.status, await response.text())
-                async for line in response.content:
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        status = event.get("object") or {}
-                        raise KubeError(int(status.get("code", 500)),
-                                        str(status.get("reason", "Error")),
-                                        str(status.get("message", "")))
-                    yield event
+                open_watches = metrics.WATCHES.labels(self.server)
+                open_watches.inc()
+                try:
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        if event.get("type") == "ERROR":
+                            status = event.get("object") or {}
+                            raise KubeError(int(status.get("code", 500)),
+                                            str(status.get("reason", "Error")),
+                                            str(status.get("message", "")))
+                        yield event
+                finally:
+                    open_watches.dec()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise Unreachable(_describe(exc, self.server)) from exc
 

@@ -32,7 +32,7 @@ class LeaseSettings:
     retry_period: float = 2.0
 
 
-def _micro_time() -> str:
+def micro_time() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -51,7 +51,7 @@ class LeaderElector:
 
     async def try_acquire_or_renew(self) -> bool:
         loop = asyncio.get_running_loop()
-        now = _micro_time()
+        now = micro_time()
         duration = int(self.settings.duration)
         try:
             lease = await self.client.get(self._url)
@@ -126,7 +126,7 @@ class LeaderElector:
                 await self._lead_once(lead)
                 return
             except LostLeadership as exc:
-                log.error("lost leadership: controllers stopped; campaigning again",
+                log.error("lost leadership: the leader's work stopped; campaigning again",
                           error=str(exc))
 
     async def _lead_once(self, lead: Callable[[], Awaitable[None]]) -> None:

@@ -5,6 +5,7 @@ depends on it."""
 
 from __future__ import annotations
 
+import collections
 import json
 import queue
 import subprocess
@@ -15,6 +16,7 @@ from typing import IO, Any
 
 import pytest
 
+from federator.domain.sharding import shard_of
 from tests.integration.conftest import DEPLOYMENT, MEMBERS, in_place_of, write_contexts
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
@@ -268,8 +270,10 @@ def test_a_replica_outlives_a_plane_and_an_etcd_outage(serving: Serve, federatio
                        f"{name} reaches {member}", attempts=600)
         kubectl(federation, "federation", "delete", "configmap", name)
     said = [e["event"] for e in events_of(serving.log.read_text(), start)]
-    lost = said.index("lost leadership: controllers stopped; campaigning again")
+    lost = said.index("lost leadership: the leader's work stopped; campaigning again")
     assert "became leader" in said[lost:]
+    dropped = said.index("shards lost: not renewed in time; their work stopped")
+    assert "shards taken" in said[dropped:]
 
 
 def test_sigterm_ends_serve_while_a_member_is_down(serving: Serve, federation: Path, lab: Any,
@@ -421,3 +425,110 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
     eventually(lambda: not holding(), f"{namespace} gone from every member", attempts=600)
     time.sleep(5)
     assert not holding()
+
+
+def _member_watch(kubeconfig: Path, member: str) -> subprocess.Popen[str]:
+    """Every change of federator's ConfigMap copies in a member, a line `TYPE ns/name`."""
+    return subprocess.Popen(
+        ["kubectl", f"--kubeconfig={kubeconfig}", f"--context={member}", "get", "configmaps",
+         "-A", "-l", MANAGED, "--watch-only", "--output-watch-events", "-o",
+         "jsonpath={.type} {.object.metadata.namespace}/{.object.metadata.name}{\"\\n\"}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _holders(kubeconfig: Path) -> dict[int, str]:
+    """Shard -> the replica holding it, from the Leases of the session's group."""
+    leases = get_json(kubeconfig, "federation", "leases", "-n", "federation-system", "-l",
+                      "federator.io/lease-group=federator")
+    prefix = "federator-shard-"
+    return {int(lease["metadata"]["name"].removeprefix(prefix)):
+            lease["spec"].get("holderIdentity") or ""
+            for lease in leases["items"] if lease["metadata"]["name"].startswith(prefix)}
+
+
+def test_two_replicas_share_the_shards_and_one_takes_over_a_killed_ones(
+        serving: Serve, federation: Path, tmp_path: Path) -> None:
+    """A second replica takes half the shards (one Lease each); it is SIGKILLed in the middle
+    of a burst of 240 ConfigMaps over 8 namespaces (one per shard, so that both replicas
+    work): the session's replica takes its shards over once their Leases run out, every
+    ConfigMap reaches every member, and none is created twice or deleted on the way (each
+    member's watch of the copies says ADDED once per ConfigMap, DELETED never)."""
+    shards = 8
+    namespaces: dict[int, str] = {}
+    for n in range(1000):
+        namespaces.setdefault(shard_of(f"shards-{n}", shards), f"shards-{n}")
+        if len(namespaces) == shards:
+            break
+    other = Serve(federation, "other", tmp_path / "other.log",
+                  {"FEDERATOR_DNS__ENABLED": "false"})
+    watchers = {}
+    lines: dict[str, list[str]] = {m: [] for m in MEMBERS}
+    readers = []
+    killed = False
+    try:
+        eventually(lambda: (serving.metric("federator_shards_held"),
+                            other.metric("federator_shards_held")) == (4, 4),
+                   "each replica holds half the shards", attempts=300)
+        holders = _holders(federation)
+        assert sorted(holders.values()) == ["other"] * 4 + ["session"] * 4, holders
+        assert other.get("/readyz") == (200, "ok (standby, 4/8 shards)")
+        for namespace in namespaces.values():
+            kubectl(federation, "federation", "create", "namespace", namespace)
+        for member in MEMBERS:
+            watchers[member] = _member_watch(federation, member)
+            stdout = watchers[member].stdout
+            assert stdout is not None
+            readers.append(threading.Thread(
+                target=lambda out=stdout, into=lines[member]: into.extend(
+                    iter(out.readline, "")), daemon=True))
+            readers[-1].start()
+        time.sleep(2)  # the watches are open
+        names = {ns: [f"burst-{i:02d}" for i in range(30)] for ns in namespaces.values()}
+        writer = subprocess.Popen(["kubectl", f"--kubeconfig={federation}",
+                                   "--context=federation", "apply", "-f", "-"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        assert writer.stdin is not None
+        each = {ns: json.loads(configmaps(listed, ns))["items"] for ns, listed in names.items()}
+        writer.stdin.write(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+            each[ns][i] for i in range(30) for ns in each]}).encode())  # namespaces in turn
+        writer.stdin.close()
+        theirs = {namespaces[s] for s, holder in holders.items() if holder == "other"}
+        eventually(lambda: any(line.split(" ")[1].split("/")[0] in theirs
+                               for line in lines["member-1"] if " " in line),
+                   "the other replica's first copies", attempts=600)
+        reconciled = other.metric("federator_reconciles_total")
+        other.kill()
+        killed = True
+        took = time.monotonic()
+        assert writer.wait(timeout=300) == 0
+        eventually(lambda: serving.metric("federator_shards_held") == shards,
+                   "the survivor holds every shard", attempts=600)
+        print(f"shards taken over {time.monotonic() - took:.1f} s after the SIGKILL; the "
+              f"killed replica had reconciled {reconciled:.0f} objects")
+        assert reconciled and reconciled > 0
+        assert set(_holders(federation).values()) == {"session"}
+        for namespace, listed in names.items():
+            eventually(lambda ns=namespace, want=listed: copies_everywhere(
+                federation, "configmaps", ns, want),
+                f"every ConfigMap of {namespace} in every member", attempts=600)
+        time.sleep(3)  # anything that would still delete or create shows in the watches
+    finally:
+        if not killed:
+            other.stop()
+        for watcher in watchers.values():
+            watcher.terminate()
+            watcher.wait(timeout=30)
+        for reader in readers:
+            reader.join(timeout=30)
+        for watcher in watchers.values():
+            if watcher.stdout is not None:
+                watcher.stdout.close()
+    for member, said in lines.items():
+        changes = [line.split() for line in said if line.strip()]
+        added = collections.Counter(name for kind, name in changes if kind == "ADDED")
+        assert set(added) == {f"{ns}/{n}" for ns, listed in names.items() for n in listed}, \
+            member
+        assert set(added.values()) == {1}, (member, [n for n, c in added.items() if c > 1])
+        assert not [name for kind, name in changes if kind == "DELETED"], member
+    for namespace in namespaces.values():
+        kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from federator import metrics
 from federator.clusters.registry import Registry
 from federator.domain import dependencies, propagation
 from federator.domain import policy as policy_rules
@@ -24,7 +26,6 @@ from federator.domain.propagation import (
     ORPHAN_FINALIZER,
     WORKLOADS,
     PlacementError,
-    group_kind_of,
 )
 from federator.kube.client import KubeClient, KubeError, Object
 from federator.kube.events import EventRecorder
@@ -59,9 +60,14 @@ class PropagationSettings:
 
 
 class Propagator:
+    """Reconciles the objects of the shards it holds (`gain`, `drop`); with no `shard_of`
+    there is one shard, held from the start."""
+
     def __init__(self, plane: KubeClient, registry: Registry, federation: str,
-                 recorder: EventRecorder,
-                 settings: PropagationSettings | None = None) -> None:
+                 recorder: EventRecorder, settings: PropagationSettings | None = None,
+                 shard_of: Callable[[str, str, str], int] | None = None) -> None:
+        self.shard_of = shard_of or (lambda kind, namespace, name: 0)
+        self.shards: frozenset[int] = frozenset({0} if shard_of is None else ())
         self.registry = registry
         self.federation = federation
         self.settings = settings = settings or PropagationSettings()
@@ -87,6 +93,36 @@ class Propagator:
         self.moving_since = 0.0
         self.moving_cause = ""
         self.moved = 0
+
+    # shards ------------------------------------------------------------------------------
+    def _owns(self, key: Key) -> bool:
+        return self.shard_of(*key) in self.shards
+
+    def gain(self, shards: frozenset[int]) -> None:
+        """Shards taken: their objects are decided afresh (another replica may have left
+        them half done), and copies whose plane object is gone are swept."""
+        self.shards |= shards
+        for obj in self.plane.objects():
+            key = key_of(obj)
+            if self.shard_of(*key) in shards:
+                memory = self.memories.peek(key)
+                if memory is not None:
+                    memory.settled = None
+                self.queue.add(key)
+        self.swept.clear()
+        for cluster, view in self.members.views.items():
+            for kind in list(view.reflectors):
+                self._sweep_once(cluster, view, kind)
+
+    def drop(self, shards: frozenset[int]) -> None:
+        """Shards given up or lost: nothing of theirs is handed to a worker any more, and
+        their writes that went on alone are cancelled (the new holder writes them again)."""
+        self.shards -= shards
+        self.writer.stop(lambda key: self.shard_of(*key) in shards)
+
+    async def settled(self, shards: frozenset[int]) -> None:
+        """Returns once no reconcile of an object in `shards` runs."""
+        await self.queue.finished(lambda key: self.shard_of(*key) in shards)
 
     def learned(self, key: Key) -> dict[str, int]:
         """What overflow has taught of members' room for a workload (for /plan)."""
@@ -168,12 +204,13 @@ class Propagator:
         other object is handed out before they are done), the others too unless
         `spread_only`; log, once the urgent ones are done, how many and how long it took."""
         spread = {kind for kind in self.plane.resources if self._spread(kind)}
-        urgent = [key_of(obj) for obj in objects if group_kind_of(obj) in spread]
+        keys = [key for key in map(key_of, objects) if self._owns(key)]
+        urgent = [key for key in keys if key[0] in spread]
         for key in urgent:
             self.queue.add(key, urgent=True)
         if not spread_only:
-            for obj in objects:
-                self.queue.add(key_of(obj))
+            for key in keys:
+                self.queue.add(key)
         if urgent:
             if not self.moving:
                 self.moving_since = asyncio.get_running_loop().time()
@@ -250,7 +287,8 @@ class Propagator:
         if (self.members.ready(cluster) and view.listed(kind)
                 and (cluster, kind) not in self.swept):
             self.swept.add((cluster, kind))
-            view.tasks.append(asyncio.create_task(self.deleter.sweep(cluster, view, kind)))
+            view.tasks.append(asyncio.create_task(self.deleter.sweep(cluster, view, kind,
+                                                                     self._owns)))
 
     def _watch(self, name: str, client: KubeClient) -> MemberView:
         view = MemberView(client, self.federation, self._on_pending,
@@ -307,6 +345,10 @@ class Propagator:
         while True:
             key = await self.queue.get()
             try:
+                if not self._owns(key):
+                    self.queue.forget(key)
+                    continue  # another replica's (done at once: finally)
+                metrics.RECONCILES.inc()
                 again = await self.reconcile(key)
                 self._decided(key)
                 self.queue.forget(key)

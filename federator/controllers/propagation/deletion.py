@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -105,11 +106,13 @@ class Deleter:
                          namespace=key[1], object=key[2])
         self.memories.gone(key)
 
-    async def sweep(self, cluster: str, view: MemberView, kind: str) -> None:
+    async def sweep(self, cluster: str, view: MemberView, kind: str,
+                    owns: Callable[[Key], bool]) -> None:
         """Remove every copy of a kind in `cluster` whose plane object is gone: deleted while
         federator was down, before its finalizer landed, or while this member was away
         (LeftBehind). Released instead where the plane object was orphan-deleted. Runs once
-        both sides are listed, and again whenever the member returns."""
+        both sides are listed, again whenever the member returns, and when this replica
+        takes shards; only copies of objects in this replica's shards (`owns`)."""
         plane_view = self.plane.views.get(kind)
         reflector = view.reflectors.get(kind)
         if plane_view is None or reflector is None:
@@ -122,6 +125,7 @@ class Deleter:
             # the member (made by join, in federation-system) is managed too: never.
             annotations = found["metadata"].get("annotations") or {}
             if ((namespace, name) in plane_view.objects
+                    or not owns(key)
                     or not managed_by(found, self.federation)
                     or PLANE_UID not in annotations
                     or FEDERATION_NAMESPACE in (namespace, name)

@@ -71,7 +71,7 @@ class Writer:
         self.federation = federation
         self.member_wait = member_wait
         self.again = again  # look at an object again (a slow write ended)
-        self.running: set[asyncio.Future[Outcome]] = set()
+        self.running: dict[asyncio.Future[Outcome], Key] = {}  # write -> its object
 
     # one object, every member -----------------------------------------------------------
     async def write(self, key: Key, jobs: dict[str, Job]) -> tuple[dict[str, Outcome], set[str]]:
@@ -93,7 +93,7 @@ class Writer:
             if not view.stalled(now, self.member_wait):
                 waited.append(cluster)
             started[cluster] = copy.writing = asyncio.ensure_future(job())
-            self.running.add(copy.writing)
+            self.running[copy.writing] = key
             view.since[key] = now
         if waited:
             await self._wait_for([started[c] for c in waited], now)
@@ -127,7 +127,7 @@ class Writer:
             await asyncio.wait(pending, timeout=grace)
 
     def _written(self, cluster: str, key: Key, task: asyncio.Future[Outcome]) -> None:
-        self.running.discard(task)
+        self.running.pop(task, None)
         copy = self.memories.copy(key, cluster)
         if copy is not None and copy.writing is task:
             copy.writing = None
@@ -145,11 +145,14 @@ class Writer:
                  object=key[2])
         self.again(key)
 
-    def stop(self) -> list[asyncio.Future[Outcome]]:
-        """Cancel every write still running; what to await for their ends."""
-        for task in self.running:
+    def stop(self, which: Callable[[Key], bool] = lambda _: True
+             ) -> list[asyncio.Future[Outcome]]:
+        """Cancel every write still running (of the objects `which` picks); what to await
+        for their ends."""
+        stopped = [task for task, key in self.running.items() if which(key)]
+        for task in stopped:
             task.cancel()
-        return list(self.running)
+        return stopped
 
     # one copy ---------------------------------------------------------------------------
     async def sync(self, cluster: str, key: Key, obj: Object, replicas: int | None,
