@@ -3,8 +3,12 @@
 Brings up a lab of N light members (an apiserver and the controllers that join needs, no
 workloads), starts `federator serve`, measures its resident memory with no member (the
 baseline, same run), joins the N members one by one, and reports join time, the time from
-each join to Ready, the time until all are Ready, and the memory each member adds, with a
-projection to 100 members.
+each join to Ready, the time until all are Ready, and the memory and open watches each
+member adds with nothing federated, with a projection to 100 members; then one object of
+each of ten kinds is federated (every member watches those kinds then) and the memory and
+watches per member are measured again.
+
+Aim (issue 14): at most 1 MiB of serve's memory per member with nothing federated.
 
     .venv/bin/python -m benchmarks.clusters --members 20
 """
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import statistics
@@ -22,84 +25,40 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.lab import settled_rss, start_serve
+from benchmarks.propagation import KINDS, create, create_namespace, one
 from federator.clusters.join import JoinRequest, join
 from federator.kube.client import KubeClient
 from federator.kube.kubeconfig import load_credentials
 from federator.kube.resources import CLUSTERS, path
-from federator.lab.process import ProcessLab, resident_bytes
+from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
 
 MIB = 1024 * 1024
 
 
-def start_serve(kubeconfig: Path, port: int, log: Path,
-                env: dict[str, str] | None = None, *, identity: str = "benchmark",
-                until: bytes = b"leader") -> subprocess.Popen[bytes]:
-    """`federator serve` with its health port `port` and its gateway on `port - 1`, once its
-    /readyz says `until` (by default: once it leads)."""
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig), "serve",
-             "--identity", identity, "--http-port", str(port),
-             "--gateway-port", str(port - 1)],
-            stdout=sink, stderr=subprocess.STDOUT, env=env)
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as reply:
-                if until in reply.read():
-                    return process
-        except OSError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"federator serve did not lead; see {log}")
+def open_watches(port: int, plane: str) -> float:
+    """Watches serve has open to the members (to every apiserver but the plane's)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("federator_watches_open{") and f'server="{plane}"' not in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
-@dataclass(frozen=True)
-class Federated:
-    root: Path  # where the lab, logs and scratch files of the run live
-    lab: ProcessLab
-    kubeconfig: Path
-    serve: subprocess.Popen[bytes]
-
-
-@contextlib.contextmanager
-def federated_lab(root: Path, base_port: int, http_port: int, members: int, *,
-                  init: tuple[str, ...] = (), env: dict[str, str] | None = None
-                  ) -> Iterator[Federated]:
-    """A lab of `members`, `federator init` (with `init` flags), every member joined and
-    `federator serve` leading (with `env`); all of it stopped on the way out."""
-    lab = ProcessLab(root / "lab", progress=lambda _: None)
-    lab.up(LabSpec(base_port=base_port, members=default_members(members)))
-    kubeconfig = lab.paths.kubeconfig
-    full_env = {**os.environ, "KUBECONFIG": str(kubeconfig), **(env or {})}
-    serve = None
+async def federate_ten_kinds(kubeconfig: Path) -> None:
+    """One object of each of ten kinds, into every member."""
+    plane = KubeClient(await load_credentials(kubeconfig, "federation"))
     try:
-        names = [f"member-{i}" for i in range(1, members + 1)]
-        for argv in (["init", *init], *(["join", m] for m in names)):
-            subprocess.run([sys.executable, "-m", "federator", *argv], env=full_env,
-                           check=True, capture_output=True)
-        serve = start_serve(kubeconfig, http_port, root / "serve.log", full_env)
-        yield Federated(root, lab, kubeconfig, serve)
+        await create_namespace(plane, "ten-kinds")
+        for kind in KINDS:
+            await create(plane, one(kind, f"one-{kind.lower()}", "ten-kinds"))
     finally:
-        if serve is not None:
-            serve.terminate()
-            serve.wait(timeout=30)
-        lab.down()
-
-
-def settled_rss(pid: int, seconds: float = 6.0) -> int:
-    """The highest resident size seen over a few seconds (after probes have run)."""
-    peak = 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        peak = max(peak, resident_bytes(pid))
-        time.sleep(0.2)
-    return peak
+        await plane.close()
 
 
 async def join_all(kubeconfig: Path, names: list[str]) -> tuple[dict[str, float],
@@ -137,6 +96,14 @@ async def join_all(kubeconfig: Path, names: list[str]) -> tuple[dict[str, float]
     return joined, ready, started
 
 
+async def _plane_server(kubeconfig: Path) -> str:
+    plane = KubeClient(await load_credentials(kubeconfig, "federation"))
+    try:
+        return plane.server
+    finally:
+        await plane.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=20)
@@ -160,7 +127,14 @@ def main() -> None:
         baseline = settled_rss(serve.pid)
         names = [m.name for m in spec.members]
         joined, ready, started = asyncio.run(join_all(kubeconfig, names))
+        time.sleep(10)  # every member's watches open
         loaded = settled_rss(serve.pid)
+        plane = asyncio.run(_plane_server(kubeconfig))
+        watches = open_watches(args.http_port, plane)
+        asyncio.run(federate_ten_kinds(kubeconfig))
+        time.sleep(20)  # copied everywhere, the kinds' watches open
+        federated = settled_rss(serve.pid)
+        kind_watches = open_watches(args.http_port, plane)
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=30)
@@ -169,6 +143,7 @@ def main() -> None:
                   for i, n in enumerate(names)]
     to_ready = [ready[n] - joined[n] for n in names]
     per_member = (loaded - baseline) / len(names)
+    with_kinds = (federated - baseline) / len(names)
     rows = [
         ("members joined", f"{len(names)}"),
         ("join, per member (p50 / max)",
@@ -180,6 +155,11 @@ def main() -> None:
         (f"serve RSS, {len(names)} members", f"{loaded / MIB:.1f} MiB"),
         ("RSS per member", f"{per_member / MIB:.2f} MiB"),
         ("projected RSS, 100 members", f"{(baseline + 100 * per_member) / MIB:.0f} MiB"),
+        ("watches per member", f"{watches / len(names):.1f}"),
+        ("ten kinds federated: RSS per member", f"{with_kinds / MIB:.2f} MiB"),
+        ("ten kinds federated: watches per member", f"{kind_watches / len(names):.1f}"),
+        ("ten kinds federated: projected RSS, 100 members",
+         f"{(baseline + 100 * with_kinds) / MIB:.0f} MiB"),
     ]
     width = max(len(k) for k, _ in rows)
     print(f"\n| {'measure':<{width}} | value |\n|{'-' * (width + 2)}|-------|")

@@ -31,7 +31,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from benchmarks.clusters import federated_lab
+from benchmarks.lab import federated_lab
 from benchmarks.propagation import percentile
 from federator.kube.client import KubeClient
 from federator.kube.kubeconfig import load_credentials

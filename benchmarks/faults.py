@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.clusters import federated_lab
+from benchmarks.lab import federated_lab
 from benchmarks.propagation import clients, create_namespace, federated, objects, percentile
 from federator.kube.client import KubeClient
 from federator.kube.kubeconfig import load_credentials

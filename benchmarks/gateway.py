@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from benchmarks.clusters import federated_lab
+from benchmarks.lab import federated_lab
 from benchmarks.propagation import percentile
 from federator.gateway.certificates import gateway_ca
 from federator.kube.client import KubeClient

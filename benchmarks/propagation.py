@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.clusters import federated_lab
+from benchmarks.lab import federated_lab
 from federator.kube import resources
 from federator.kube.client import KubeClient, KubeError
 from federator.kube.kubeconfig import load_credentials

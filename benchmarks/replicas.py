@@ -30,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.clusters import federated_lab, start_serve
+from benchmarks.lab import federated_lab, start_serve
 from benchmarks.propagation import (
     Object,
     clients,
@@ -53,6 +53,19 @@ def metric(port: int, name: str) -> float:
             if line.startswith(name + " "):
                 return float(line.split()[1])
     return 0.0
+
+
+def quiet(ports: tuple[int, int]) -> tuple[float, float]:
+    """Each replica's reconciles so far, once neither has reconciled anything for 3 s (the
+    second replica looks again at every object of the shards it took)."""
+    last = (-1.0, -1.0)
+    while True:
+        now = (metric(ports[0], "federator_reconciles_total"),
+               metric(ports[1], "federator_reconciles_total"))
+        if now == last:
+            return now
+        last = now
+        time.sleep(3)
 
 
 def load(phase: str, count: int, namespaces: list[str]) -> list[Object]:
@@ -149,8 +162,7 @@ def main() -> None:
         try:
             while metric(args.http_port, "federator_shards_held") != SHARDS / 2:
                 time.sleep(0.5)
-            before = (metric(args.http_port, "federator_reconciles_total"),
-                      metric(second_port, "federator_reconciles_total"))
+            before = quiet((args.http_port, second_port))
             both, items = asyncio.run(measured(run.kubeconfig, "both", args.objects,
                                                args.namespaces))
             time.sleep(3)  # the last status writes

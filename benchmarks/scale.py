@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.clusters import federated_lab, settled_rss
+from benchmarks.lab import federated_lab, settled_rss
 from benchmarks.propagation import (
     CpuMeter,
     Object,

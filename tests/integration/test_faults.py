@@ -117,7 +117,7 @@ def test_a_finalizer_never_lifts_before_the_copies_are_listed(serving: Serve,
     lines = [json.loads(line) for line in serving.log.read_text()[start:].splitlines()
              if line.startswith("{")]
     listed = {line["cluster"]: i for i, line in enumerate(lines)
-              if line.get("event") == "member copies listed"}
+              if line.get("event") == "member copies listed" and line.get("kind") == "ConfigMap"}
     deleted = [i for i, line in enumerate(lines) if line.get("event") == "member copies deleted"]
     assert set(listed) == set(MEMBERS) and deleted
     assert min(deleted) > max(listed.values())

@@ -129,9 +129,35 @@ class Propagator:
         return self.overflow.learned(key)
 
     # kinds -------------------------------------------------------------------------------
+    # A kind is watched in a member once the plane holds an object of it to propagate, or
+    # once the member is found to hold copies of it (left by objects deleted while federator
+    # was away: swept once listed). A member with nothing federated costs no watch per kind.
     def _kind_added(self, kind: str) -> None:
         for cluster, view in self.members.views.items():
-            self._watch_kind(cluster, view, kind)
+            view.tasks.append(asyncio.create_task(self._probe(cluster, view, [kind])))
+
+    def _use(self, kind: str) -> None:
+        """The plane holds an object of this kind to propagate: watch it in every member."""
+        for cluster, view in self.members.views.items():
+            if kind not in view.reflectors:
+                self._watch_kind(cluster, view, kind)
+
+    def _used(self) -> set[str]:
+        return {key_of(obj)[0] for obj in self.plane.objects() if propagation.propagated(obj)}
+
+    async def _probe(self, cluster: str, view: MemberView, kinds: list[str]) -> None:
+        """Watch those of `kinds` that the member holds copies of (8 lists at a time)."""
+        limit = asyncio.Semaphore(8)
+
+        async def one(kind: str) -> None:
+            async with limit:
+                resource = self.plane.resources.get(kind)
+                if (resource is not None and kind not in view.reflectors
+                        and await view.holds_copies(resource)
+                        and kind not in view.reflectors and kind in self.plane.resources):
+                    self._watch_kind(cluster, view, kind)
+
+        await asyncio.gather(*(one(kind) for kind in kinds))
 
     def _kind_dropped(self, kind: str) -> None:
         for cluster, view in self.members.views.items():
@@ -150,6 +176,8 @@ class Propagator:
             self.memories.of(key).orphaned = True  # seen before the plane's GC lifts it
         if key[0] == CRD_KIND:
             self.plane.rediscover.set()
+        if event != "DELETED" and propagation.propagated(obj):
+            self._use(key[0])
         if key[0] in dependencies.USING_KINDS:
             self._index_uses(key, frozenset() if event == "DELETED"
                              else dependencies.references(obj))
@@ -293,8 +321,12 @@ class Propagator:
     def _watch(self, name: str, client: KubeClient) -> MemberView:
         view = MemberView(client, self.federation, self._on_pending,
                           self.settings.member_concurrency)
+        used = self._used()
         for kind in self.plane.resources:
-            self._watch_kind(name, view, kind)
+            if kind in used:
+                self._watch_kind(name, view, kind)
+        view.tasks.append(asyncio.create_task(self._probe(
+            name, view, [kind for kind in self.plane.resources if kind not in used])))
         return view
 
     async def _kind_listed(self, cluster: str, kind: str) -> None:
@@ -423,8 +455,12 @@ class Propagator:
             await self.reporter.invalid(key, obj, str(exc))
             return None
         memory.reported = None  # valid (again): a later problem is announced anew
-        if any(self.members.listing(c, kind) for c in targets):
-            return None  # a Ready member's copies are still being listed: it comes back then
+        listing = {c for c in targets if self.members.listing(c, kind)}
+        if listing and field is not None:
+            # Where replicas go depends on every Ready member's copies: decided once they
+            # are listed (the listing brings the object back). Other kinds are written to
+            # the members whose copies are known, and wait for the others.
+            return None
         jobs: dict[str, Job] = {
             c: functools.partial(self.writer.sync, c, key, obj,
                                  replicas.get(c) if replicas else None, field,
@@ -438,6 +474,7 @@ class Propagator:
         errors = {c: o.error for c, o in outcomes.items() if o.error and c in ready}
         await self.reporter.announce(key, obj, [o.action for o in outcomes.values() if o.action])
         waits = {c: o.waiting for c, o in outcomes.items() if o.waiting and c in ready}
+        waits.update({c: "its copies of this kind are being listed" for c in listing})
         await self.reporter.report(key, obj, targets, ready, replicas, errors, waits)
         await self.overflow.announce(key, obj, ready)
         if finalizing is not None:

@@ -1,4 +1,4 @@
-"""federator's copies in each member: one watch per (member, federated kind), labelled as
+"""federator's copies in each member: one watch per (member, kind in use), labelled as
 federator's, and the member's pending pods (for overflow); what is known of its namespaces
 and of its writes in flight. Which members may be written now."""
 
@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from federator.clusters.registry import Registry
 from federator.domain.naming import MANAGED_BY
 from federator.domain.propagation import group_kind_of
-from federator.kube.client import KubeClient, Object
+from federator.kube.client import KubeClient, KubeError, Object
 from federator.kube.resources import KINDS, Resource, path
 from federator.kube.watching import Handler, Reflector
 
@@ -60,6 +60,17 @@ class MemberView:
 
         self.watching[kind] = task = asyncio.create_task(watch())
         self.tasks.append(task)
+
+    async def holds_copies(self, resource: Resource) -> bool:
+        """Whether the member holds any of federator's copies of a kind (one is enough to
+        know). A kind it does not serve, or may not be listed, holds none that federator
+        could remove; an answer that says nothing (a member away) counts as yes."""
+        try:
+            found = await self.client.get(path(resource), limit="1",
+                                          labelSelector=f"{MANAGED_BY}={self.federation}")
+        except KubeError as exc:
+            return exc.code not in (403, 404)
+        return bool(found.get("items"))
 
     def drop(self, kind: str) -> None:
         """No longer federated (its CustomResourceDefinition went): stop watching it."""

@@ -75,7 +75,7 @@ class Reporter:
         for cluster, waiting in waits.items():
             breakdown.setdefault(cluster, {})["waiting"] = waiting
         for cluster in targets:
-            if cluster not in ready:
+            if cluster not in ready and cluster not in waits:
                 breakdown[cluster] = {"error": "cluster not ready"}
         # Workloads always carry their breakdown; other kinds only while something is wrong.
         annotation: str | None = json.dumps(breakdown, sort_keys=True, separators=(",", ":"))
