@@ -28,6 +28,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from benchmarks.propagation import (
     percentile,
 )
 from federator.kube.client import KubeClient
-from federator.kube.resources import KINDS, path
+from federator.kube.resources import CLUSTERS, KINDS, path
 from federator.lab.process import ProcessLab
 
 MEMBERS = ("member-1", "member-2", "member-3")
@@ -104,6 +105,37 @@ async def until_available(plane: KubeClient, namespace: str, expected: int,
         await asyncio.sleep(every)
 
 
+async def _when(done: Awaitable[None], began: float) -> float:
+    await done
+    return time.monotonic() - began
+
+
+async def not_ready(plane: KubeClient) -> None:
+    """Until the plane's Cluster member-1 says Ready=False."""
+    while True:
+        cluster = await plane.get(path(CLUSTERS, name="member-1"))
+        conditions = (cluster.get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "False" for c in conditions):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def members_run(members: dict[str, KubeClient], namespace: str, expected: int) -> None:
+    """Until member-2 and member-3 together have every Deployment's replica available (as
+    their own Deployments' status says, before federator sums it into the plane)."""
+    while True:
+        available: dict[str, int] = {}
+        for name in ("member-2", "member-3"):
+            listed = await members[name].get(path(DEPLOYMENTS, namespace=namespace))
+            for item in listed.get("items") or []:
+                available[item["metadata"]["name"]] = (
+                    available.get(item["metadata"]["name"], 0)
+                    + int((item.get("status") or {}).get("availableReplicas") or 0))
+        if len(available) == expected and all(n >= 1 for n in available.values()):
+            return
+        await asyncio.sleep(0.25)
+
+
 def size(log: Path) -> int:
     return len(log.read_text())
 
@@ -137,16 +169,21 @@ async def failover(lab: ProcessLab, kubeconfig: Path, log: Path, count: int
         lab.stop_component("member-1/kube-apiserver")
         try:
             # Fully available on member-2 and member-3 alone: the time to notice that
-            # member-1 is gone (3 failed probes, 2 s apart) is in it.
+            # member-1 is gone (3 failed probes, 2 s apart) is in it. Meanwhile, when the
+            # Cluster turned not Ready and when the members themselves ran every replica.
+            profile = [asyncio.create_task(_when(not_ready(plane), began)),
+                       asyncio.create_task(_when(members_run(members, namespace, deployments),
+                                                 began))]
             await until_available(plane, namespace, deployments, 0.25, lost="member-1")
             available = time.monotonic() - began
+            noticed, ran = await asyncio.gather(*profile)
             took = decided(log, start)
         finally:
             spec, _ = lab.load()
             assert spec is not None
             lab.up(spec)
         return {"available": available, "decided": took if took is not None else -1.0,
-                "deployments": float(deployments)}
+                "deployments": float(deployments), "noticed": noticed, "ran": ran}
     finally:
         for kube in [*members.values(), plane]:
             await kube.close()
@@ -181,6 +218,8 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=500)
     parser.add_argument("--base-port", type=int, default=24400)
     parser.add_argument("--http-port", type=int, default=24399)
+    parser.add_argument("--failover-only", action="store_true",
+                        help="measure the failover alone (no load phase)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="federator-bench-"))
     with federated_lab(root, args.base_port, args.http_port, len(MEMBERS)) as run:
@@ -189,17 +228,25 @@ def main() -> None:
         empty = settled_rss(pid)
         moved = asyncio.run(failover(run.lab, run.kubeconfig, root / "serve.log",
                                      args.failover))
-        time.sleep(10)  # member-1 Ready again, its copies caught up
-        meter = CpuMeter(cpu_groups(run.lab, pid))
-        grown = asyncio.run(grow(run.kubeconfig, meter, pid, args.objects, args.deployments,
-                                 args.failover, args.failover // 10))
+        grown = None
+        if not args.failover_only:
+            time.sleep(10)  # member-1 Ready again, its copies caught up
+            meter = CpuMeter(cpu_groups(run.lab, pid))
+            grown = asyncio.run(grow(run.kubeconfig, meter, pid, args.objects,
+                                     args.deployments, args.failover, args.failover // 10))
     print(f"\n{args.failover} objects ({args.failover // 10} Deployments), "
           f"then {args.objects} in all ({args.deployments} Deployments), 3 members\n")
     print("| measure | value | aim |\n|---|---|---|")
     print(f"| failover: member-1 stopped to every Deployment fully available | "
           f"{moved['available']:.1f} s | 10 s |")
+    print(f"| failover: member-1 stopped to its Cluster not Ready in the plane | "
+          f"{moved['noticed']:.1f} s | |")
     print(f"| failover: serve deciding the {moved['deployments']:.0f} Deployments again "
           f"(from member-1 found not Ready) | {moved['decided']:.2f} s | |")
+    print(f"| failover: member-1 stopped to every replica available in member-2 and "
+          f"member-3 (their own status) | {moved['ran']:.1f} s | |")
+    if grown is None:
+        return
     print(f"| load: {grown['objects']:.0f} objects converged | {grown['converged']:.1f} s "
           f"({grown['objects'] / grown['converged']:.0f} objects/s) | |")
     print(f"| load: p50 / p99 until in every member | {grown['p50']:.3f} / "

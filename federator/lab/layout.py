@@ -139,6 +139,13 @@ def _client_flags(paths: LabPaths, cluster: str) -> tuple[str, ...]:
             f"--tls-private-key-file={_pki(paths, f'apiserver-{cluster}.key')}")
 
 
+# A member's controllers and scheduler may send 100 requests/s (bursts of 200) to their own
+# apiserver, not 20 (the controller manager's default): after a failover a member makes
+# hundreds of pods at once, and at 20/s the lab, not federator, took most of the time
+# (benchmarks.scale: 35 of 42 s after federator had written every new split).
+BUSY_CLIENT = ("--kube-api-qps=100", "--kube-api-burst=200")
+
+
 def controller_manager(spec: LabSpec, paths: LabPaths, binaries: Binaries,
                        cluster: str) -> Component:
     port = spec.ports(cluster).controller_manager
@@ -160,7 +167,7 @@ def controller_manager(spec: LabSpec, paths: LabPaths, binaries: Binaries,
                  # kwok renews node leases only while the apiserver answers; after a member's
                  # apiserver was stopped (as failover tests do), its nodes would be marked
                  # NotReady and kwok never makes their pods Ready again.
-                 "--node-monitor-grace-period=10m")
+                 "--node-monitor-grace-period=10m", *BUSY_CLIENT)
     return Component(f"{cluster}/kube-controller-manager", cluster, argv,
                      Health(f"https://127.0.0.1:{port}/healthz", tls=True), (port,), stage=2)
 
@@ -170,6 +177,7 @@ def scheduler(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) 
     argv = (
         str(binaries.kube_scheduler), *_client_flags(paths, cluster),
         "--bind-address=127.0.0.1", f"--secure-port={port}", "--leader-elect=false", "--v=1",
+        *BUSY_CLIENT,
     )
     return Component(f"{cluster}/kube-scheduler", cluster, argv,
                      Health(f"https://127.0.0.1:{port}/healthz", tls=True), (port,), stage=2)
