@@ -28,6 +28,7 @@ import json
 import statistics
 import tempfile
 import time
+import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,26 @@ async def failover(lab: ProcessLab, kubeconfig: Path, log: Path, count: int
             await kube.close()
 
 
+def gc_pauses(port: int) -> dict[str, float]:
+    """serve's collections of the oldest generation so far: how many, their seconds in all,
+    and how many took longer than 0.25 s (from federator_gc_pause_seconds)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    found = {"count": 0.0, "sum": 0.0, "quick": 0.0}
+    for line in text.splitlines():
+        if 'generation="2"' not in line:
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith("federator_gc_pause_seconds_count"):
+            found["count"] = value
+        elif line.startswith("federator_gc_pause_seconds_sum"):
+            found["sum"] = value
+        elif line.startswith("federator_gc_pause_seconds_bucket") and 'le="0.25"' in line:
+            found["quick"] = value
+    return {"count": found["count"], "seconds": found["sum"],
+            "long": found["count"] - found["quick"]}
+
+
 async def grow(kubeconfig: Path, meter: CpuMeter, serve: int, total: int, deployments: int,
                already: int, already_deployments: int) -> dict[str, float]:
     members = await clients(kubeconfig, MEMBERS)
@@ -232,8 +253,11 @@ def main() -> None:
         if not args.failover_only:
             time.sleep(10)  # member-1 Ready again, its copies caught up
             meter = CpuMeter(cpu_groups(run.lab, pid))
+            paused = gc_pauses(args.http_port)
             grown = asyncio.run(grow(run.kubeconfig, meter, pid, args.objects,
                                      args.deployments, args.failover, args.failover // 10))
+            after = gc_pauses(args.http_port)
+            grown.update({f"gc_{k}": after[k] - paused[k] for k in after})
     print(f"\n{args.failover} objects ({args.failover // 10} Deployments), "
           f"then {args.objects} in all ({args.deployments} Deployments), 3 members\n")
     print("| measure | value | aim |\n|---|---|---|")
@@ -252,6 +276,9 @@ def main() -> None:
     print(f"| load: p50 / p99 until in every member | {grown['p50']:.3f} / "
           f"{grown['p99']:.3f} s ({grown['p99'] / grown['p50']:.1f}x) | p99 <= 3x p50 |")
     print(f"| load: serve CPU per object | {grown['cpu'] * 1000:.1f} ms | |")
+    print(f"| load: serve's full garbage collections (pauses of everything), seconds in "
+          f"all, longer than 0.25 s | {grown['gc_count']:.0f}, {grown['gc_seconds']:.1f} s, "
+          f"{grown['gc_long']:.0f} | |")
     print(f"| serve RSS: nothing federated (baseline) / {args.objects} federated | "
           f"{empty / MIB:.1f} / {grown['rss'] / MIB:.1f} MiB | |")
     print(f"| serve RSS per federated object | "

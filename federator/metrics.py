@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
@@ -31,3 +35,23 @@ DNS_UPDATES = Counter("federator_dns_updates_total",
                       "Changes sent to DNS servers: applied, turned down by a prerequisite "
                       "(the zone changed meanwhile), or failed (refused, badly signed, no "
                       "answer)", ["provider", "outcome"], registry=REGISTRY)
+GC_PAUSES = Histogram("federator_gc_pause_seconds",
+                      "Pauses of Python's cyclic garbage collector (the whole process waits)",
+                      ["generation"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+                      registry=REGISTRY)
+
+
+def time_gc() -> None:
+    """Time every collection of the cyclic garbage collector into GC_PAUSES (a collection of
+    the oldest generation walks every object the process holds: with many mirrored objects
+    it is a pause of the event loop)."""
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            GC_PAUSES.labels(str(info.get("generation"))).observe(
+                time.perf_counter() - started[0])
+
+    gc.callbacks.append(callback)

@@ -237,6 +237,7 @@ async def serve(settings: Settings) -> int:
     or a shard's), not the process: it campaigns again, and the gateway and DNS answer all
     along."""
     logs.configure(settings.log.level, settings.log.format)
+    metrics.time_gc()
     structlog.contextvars.bind_contextvars(identity=settings.identity)
     stop = asyncio.Event()  # a signal while starting up ends it once it is up
     loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from federator.domain.naming import FEDERATION_NAMESPACE
 from federator.kube.client import KubeClient, KubeError, Object, Unreachable
 from federator.kube.events import EventRecorder, now_rfc3339
 from federator.kube.resources import CLUSTERS, NODES, SECRETS, path
-from federator.kube.watching import Reflector
+from federator.kube.watching import Reflector, SharedReflectors
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +107,8 @@ class Registry:
         # Called with a member's name when it joins, leaves, its readiness changes, or its
         # labels, region or zone.
         self.listeners: list[Callable[[str], None]] = []
+        # Members' collections that more than one controller follows, watched once.
+        self.watches = SharedReflectors()
 
     def follow(self, name: str, watched: dict[str, W], start: Callable[[str, KubeClient], W]
                ) -> None:

@@ -79,15 +79,24 @@ class DnsController:
         self._dirty.set()  # readiness or place changed
 
     def _watch(self, name: str, client: KubeClient) -> _Member:
+        """Watch a member's federated Services; its EndpointSlices and Nodes too once it
+        holds one (a member without any costs one watch)."""
+        async def on_services(kind: str, obj: Object) -> None:
+            if member.services.objects and len(member.tasks) == 1:
+                member.tasks += [asyncio.create_task(r.run())
+                                 for r in (member.slices, member.nodes)]
+            self._dirty.set()
+
+        # federator's copies of Services: propagation follows them too, one watch for both.
+        services = self.registry.watches.subscribe(
+            client, path(SERVICES), on_services,
+            label_selector=f"{MANAGED_BY}={self.federation}", absent_is_empty=True)
         member = _Member(
-            client,
-            Reflector(client, path(SERVICES), self._on_change,
-                      label_selector=f"{MANAGED_BY}={self.federation}"),
+            client, services.reflector,
             Reflector(client, path(ENDPOINT_SLICES), self._on_change,
                       label_selector=SERVICE_NAME_LABEL),
             Reflector(client, path(NODES), self._on_change))
-        member.tasks = [asyncio.ensure_future(r.run())
-                        for r in (member.services, member.slices, member.nodes)]
+        member.tasks = [asyncio.create_task(services.run())]
         return member
 
     def compute(self) -> tuple[list[RecordSet], list[str]]:
@@ -99,7 +108,7 @@ class DnsController:
         for name, watched in self.members.items():
             if not all(r.synced.is_set() for r in (watched.services, watched.slices,
                                                    watched.nodes)):
-                continue  # not listed yet: as if it had nothing (it is not Ready either)
+                continue  # not listed yet, or no federated Service: as if it had nothing
             for key, endpoints in watched.endpoints().items():
                 services.setdefault(key, {})[name] = endpoints
         return rules.records(self.federation, self.domain, services, places, ttl=self.ttl)

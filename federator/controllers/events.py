@@ -21,7 +21,7 @@ from federator import metrics
 from federator.clusters.registry import Registry
 from federator.domain import member_events as rules
 from federator.domain.member_events import TokenBucket, Unknown
-from federator.domain.naming import CLUSTER_LABEL
+from federator.domain.naming import CLUSTER_LABEL, MANAGED_BY
 from federator.kube.client import KubeClient, KubeError, Object
 from federator.kube.events import EventRecorder
 from federator.kube.resources import EVENTS, KINDS, path
@@ -63,6 +63,7 @@ class _Member:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     parked: OrderedDict[tuple[str, str, str], list[Object]] = field(
         default_factory=OrderedDict)
+    federated: asyncio.Event = field(default_factory=asyncio.Event)  # holds a copy of ours
     pending: OrderedDict[Key, None] = field(default_factory=OrderedDict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0  # since the backlog last emptied
@@ -133,6 +134,8 @@ class EventFederator:
         def unpark(owner_kind: str) -> Handler:
             async def on_owner(kind: str, obj: Object) -> None:
                 meta = obj["metadata"]
+                if (meta.get("labels") or {}).get(MANAGED_BY) == self.federation:
+                    member.federated.set()
                 parked = member.parked.pop((owner_kind, meta.get("namespace", ""),
                                             meta["name"]), [])
                 for event in parked if kind != "DELETED" else []:
@@ -151,9 +154,11 @@ class EventFederator:
         return member
 
     async def _follow(self, member: _Member) -> None:
-        """Once its Deployments and ReplicaSets are listed, follow the member's events."""
+        """Once its Deployments and ReplicaSets are listed and it holds one of federator's,
+        follow the member's events (a member with none costs no watch of its events)."""
         await member.deployments.synced.wait()
         await member.replicasets.synced.wait()
+        await member.federated.wait()
 
         async def on_event(kind: str, event: Object) -> None:
             if kind != "DELETED":

@@ -1,5 +1,6 @@
 """List, then watch, for as long as it runs: relists on 410 Gone, backs off on errors,
-and hands each change of the collection to a handler, deletions seen across relists too."""
+and hands each change of the collection to a handler, deletions seen across relists too.
+Shared reflectors: one list and watch of a collection for every controller that follows it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -193,3 +195,73 @@ class Reflector:
         (log.warning if failing == 0 else log.debug)(
             "watch failed", url=self.url, server=self.client.server, error=str(exc),
             retry_in=round(delay, 1))
+
+
+@dataclass
+class _Shared:
+    reflector: Reflector
+    handlers: list[Handler]
+    task: asyncio.Task[None] | None = None
+
+
+class SharedReflectors:
+    """Reflectors that the controllers of one process share: one list and watch per (client,
+    collection, selectors, shape), run while anyone follows it. Each follower hears every
+    change; one that comes once the collection is listed first hears what is there, as
+    ADDED."""
+
+    def __init__(self) -> None:
+        self._shared: dict[tuple[Any, ...], _Shared] = {}
+
+    def __len__(self) -> int:
+        return len(self._shared)
+
+    def subscribe(self, client: KubeClient, url: str, handler: Handler, *,
+                  label_selector: str | None = None, absent_is_empty: bool = False
+                  ) -> Subscription:
+        key = (client, url, label_selector, absent_is_empty)
+        shared = self._shared.get(key)
+        if shared is None:
+            handlers: list[Handler] = []
+
+            async def everyone(kind: str, obj: Object) -> None:
+                for each in list(handlers):
+                    await each(kind, obj)
+
+            shared = self._shared[key] = _Shared(
+                Reflector(client, url, everyone, label_selector=label_selector,
+                          absent_is_empty=absent_is_empty), handlers)
+        return Subscription(self, key, shared, handler)
+
+    def _left(self, key: tuple[Any, ...], shared: _Shared) -> None:
+        if not shared.handlers and self._shared.get(key) is shared:
+            del self._shared[key]
+            if shared.task is not None:
+                shared.task.cancel()
+
+
+class Subscription:
+    """One follower of a shared reflector: `reflector` holds the collection; `run` hears its
+    changes until cancelled (the last follower to go stops the watch)."""
+
+    def __init__(self, owner: SharedReflectors, key: tuple[Any, ...], shared: _Shared,
+                 handler: Handler) -> None:
+        self._owner = owner
+        self._key = key
+        self._shared = shared
+        self.handler = handler
+        self.reflector = shared.reflector
+
+    async def run(self) -> None:
+        shared = self._shared
+        shared.handlers.append(self.handler)
+        if shared.task is None or shared.task.done():
+            shared.task = asyncio.create_task(shared.reflector.run())
+        try:
+            if shared.reflector.synced.is_set():
+                for obj in list(shared.reflector.objects.values()):
+                    await self.handler("ADDED", obj)
+            await asyncio.shield(shared.task)
+        finally:
+            shared.handlers.remove(self.handler)
+            self._owner._left(self._key, shared)

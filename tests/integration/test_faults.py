@@ -6,11 +6,13 @@ depends on it."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import queue
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -331,6 +333,32 @@ def _watch_events(kubeconfig: Path, resource: str, namespace: str) -> subprocess
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
+@contextlib.contextmanager
+def _collected(watchers: dict[str, subprocess.Popen[str]]) -> Iterator[dict[str, list[str]]]:
+    """The lines each watcher prints, gathered by a thread each (once the watches had 2 s to
+    open); the watchers are stopped when the block ends."""
+    lines: dict[str, list[str]] = {name: [] for name in watchers}
+    readers = []
+    for name, watcher in watchers.items():
+        assert watcher.stdout is not None
+        readers.append(threading.Thread(
+            target=lambda out=watcher.stdout, into=lines[name]: into.extend(
+                iter(out.readline, "")), daemon=True))
+        readers[-1].start()
+    try:
+        time.sleep(2)
+        yield lines
+    finally:
+        for watcher in watchers.values():
+            watcher.terminate()
+            watcher.wait(timeout=30)
+        for reader in readers:
+            reader.join(timeout=30)
+        for watcher in watchers.values():
+            if watcher.stdout is not None:
+                watcher.stdout.close()
+
+
 def _changes(lines: list[str]) -> list[tuple[str, int, str]]:
     """(name, resourceVersion, cluster-status) of each change a watch printed."""
     found = []
@@ -360,17 +388,8 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
     kubectl(federation, "federation", "-n", namespace, "rollout", "status",
             "deployment/urgent", "--timeout=180s")
     start = len(serving.log.read_text())
-    watchers = {r: _watch_events(federation, r, namespace) for r in ("deployments",
-                                                                      "configmaps")}
-    lines: dict[str, list[str]] = {r: [] for r in watchers}
-    readers = []
-    for resource, watcher in watchers.items():
-        assert watcher.stdout is not None
-        readers.append(threading.Thread(target=lambda w=watcher, into=lines[resource]: into.extend(
-            iter(w.stdout.readline, "")), daemon=True))
-        readers[-1].start()
-    time.sleep(2)  # the watches are open
-    try:
+    with _collected({r: _watch_events(federation, r, namespace)
+                     for r in ("deployments", "configmaps")}) as lines:
         lab.stop_component("member-1/kube-apiserver")
         try:
             kubectl(federation, "federation", "wait", "cluster/member-1", "--timeout=60s",
@@ -390,15 +409,6 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
         eventually(lambda: copies_everywhere(federation, "configmaps", namespace,
                                              before + during),
                    "every ConfigMap in every member", attempts=900)
-    finally:
-        for watcher in watchers.values():
-            watcher.terminate()
-            watcher.wait(timeout=30)
-        for reader in readers:
-            reader.join(timeout=30)
-        for watcher in watchers.values():
-            if watcher.stdout is not None:
-                watcher.stdout.close()
     # Not Ready: not one ConfigMap that was there already changed.
     assert not [n for n, _, _ in _changes(lines["configmaps"]) if n in before]
     # Ready again: the Deployment's new split (its cluster-status without member-1's error)
@@ -461,9 +471,6 @@ def test_two_replicas_share_the_shards_and_one_takes_over_a_killed_ones(
             break
     other = Serve(federation, "other", tmp_path / "other.log",
                   {"FEDERATOR_DNS__ENABLED": "false"})
-    watchers = {}
-    lines: dict[str, list[str]] = {m: [] for m in MEMBERS}
-    readers = []
     killed = False
     try:
         eventually(lambda: (serving.metric("federator_shards_held"),
@@ -474,55 +481,39 @@ def test_two_replicas_share_the_shards_and_one_takes_over_a_killed_ones(
         assert other.get("/readyz") == (200, "ok (standby, 4/8 shards)")
         for namespace in namespaces.values():
             kubectl(federation, "federation", "create", "namespace", namespace)
-        for member in MEMBERS:
-            watchers[member] = _member_watch(federation, member)
-            stdout = watchers[member].stdout
-            assert stdout is not None
-            readers.append(threading.Thread(
-                target=lambda out=stdout, into=lines[member]: into.extend(
-                    iter(out.readline, "")), daemon=True))
-            readers[-1].start()
-        time.sleep(2)  # the watches are open
-        names = {ns: [f"burst-{i:02d}" for i in range(30)] for ns in namespaces.values()}
-        writer = subprocess.Popen(["kubectl", f"--kubeconfig={federation}",
-                                   "--context=federation", "apply", "-f", "-"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        assert writer.stdin is not None
-        each = {ns: json.loads(configmaps(listed, ns))["items"] for ns, listed in names.items()}
-        writer.stdin.write(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-            each[ns][i] for i in range(30) for ns in each]}).encode())  # namespaces in turn
-        writer.stdin.close()
-        theirs = {namespaces[s] for s, holder in holders.items() if holder == "other"}
-        eventually(lambda: any(line.split(" ")[1].split("/")[0] in theirs
-                               for line in lines["member-1"] if " " in line),
-                   "the other replica's first copies", attempts=600)
-        reconciled = other.metric("federator_reconciles_total")
-        other.kill()
-        killed = True
-        took = time.monotonic()
-        assert writer.wait(timeout=300) == 0
-        eventually(lambda: serving.metric("federator_shards_held") == shards,
-                   "the survivor holds every shard", attempts=600)
-        print(f"shards taken over {time.monotonic() - took:.1f} s after the SIGKILL; the "
-              f"killed replica had reconciled {reconciled:.0f} objects")
-        assert reconciled and reconciled > 0
-        assert set(_holders(federation).values()) == {"session"}
-        for namespace, listed in names.items():
-            eventually(lambda ns=namespace, want=listed: copies_everywhere(
-                federation, "configmaps", ns, want),
-                f"every ConfigMap of {namespace} in every member", attempts=600)
-        time.sleep(3)  # anything that would still delete or create shows in the watches
+        with _collected({m: _member_watch(federation, m) for m in MEMBERS}) as lines:
+            names = {ns: [f"burst-{i:02d}" for i in range(30)] for ns in namespaces.values()}
+            writer = subprocess.Popen(["kubectl", f"--kubeconfig={federation}",
+                                       "--context=federation", "apply", "-f", "-"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            assert writer.stdin is not None
+            each = {ns: json.loads(configmaps(listed, ns))["items"] for ns, listed in names.items()}
+            writer.stdin.write(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+                each[ns][i] for i in range(30) for ns in each]}).encode())  # namespaces in turn
+            writer.stdin.close()
+            theirs = {namespaces[s] for s, holder in holders.items() if holder == "other"}
+            eventually(lambda: any(line.split(" ")[1].split("/")[0] in theirs
+                                   for line in lines["member-1"] if " " in line),
+                       "the other replica's first copies", attempts=600)
+            reconciled = other.metric("federator_reconciles_total")
+            other.kill()
+            killed = True
+            took = time.monotonic()
+            assert writer.wait(timeout=300) == 0
+            eventually(lambda: serving.metric("federator_shards_held") == shards,
+                       "the survivor holds every shard", attempts=600)
+            print(f"shards taken over {time.monotonic() - took:.1f} s after the SIGKILL; the "
+                  f"killed replica had reconciled {reconciled:.0f} objects")
+            assert reconciled is not None and reconciled > 0
+            assert set(_holders(federation).values()) == {"session"}
+            for namespace, listed in names.items():
+                eventually(lambda ns=namespace, want=listed: copies_everywhere(
+                    federation, "configmaps", ns, want),
+                    f"every ConfigMap of {namespace} in every member", attempts=600)
+            time.sleep(3)  # anything that would still delete or create shows in the watches
     finally:
         if not killed:
             other.stop()
-        for watcher in watchers.values():
-            watcher.terminate()
-            watcher.wait(timeout=30)
-        for reader in readers:
-            reader.join(timeout=30)
-        for watcher in watchers.values():
-            if watcher.stdout is not None:
-                watcher.stdout.close()
     for member, said in lines.items():
         changes = [line.split() for line in said if line.strip()]
         added = collections.Counter(name for kind, name in changes if kind == "ADDED")

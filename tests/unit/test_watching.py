@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from federator.kube.client import KubeError
-from federator.kube.watching import Reflector
+from federator.kube.watching import Reflector, SharedReflectors
 
 
 def obj(version: str, **meta: Any) -> dict[str, Any]:
@@ -108,3 +108,69 @@ async def test_without_the_option_a_forbidden_list_is_not_synced() -> None:
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+class _Counted(_Member):
+    """Lists one object (the list allowed from the start) and counts lists and watches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.allowed.set()
+        self.lists = 0
+        self.watching = 0
+
+    async def get(self, url: str, *, accept: str | None = None, **params: str) -> Any:
+        self.lists += 1
+        return await super().get(url, accept=accept, **params)
+
+    async def watch(self, url: str, **options: Any) -> AsyncIterator[Any]:
+        self.watching += 1
+        try:
+            await asyncio.Event().wait()
+            yield {}
+        finally:
+            self.watching -= 1
+
+
+async def test_controllers_share_one_watch_of_a_collection() -> None:
+    """Two followers of one collection: one list, one watch; the second, coming once it is
+    listed, hears what is there as ADDED; the watch stops when the last follower goes, and
+    a follower of another collection (or selector) gets a watch of its own."""
+    member = _Counted()
+    shared = SharedReflectors()
+    heard: dict[str, list[tuple[str, str]]] = {"dns": [], "propagation": []}
+
+    def into(who: str) -> Any:
+        async def hear(kind: str, changed: dict[str, Any]) -> None:
+            heard[who].append((kind, changed["metadata"]["name"]))
+        return hear
+
+    url = "/api/v1/services"
+    first = shared.subscribe(member, url, into("propagation"),  # type: ignore[arg-type]
+                             label_selector="federator.io/managed-by=f")
+    running = [asyncio.ensure_future(first.run())]
+    await first.reflector.synced.wait()
+    second = shared.subscribe(member, url, into("dns"),  # type: ignore[arg-type]
+                              label_selector="federator.io/managed-by=f")
+    other = shared.subscribe(member, url, ignore)  # type: ignore[arg-type]
+    running += [asyncio.ensure_future(second.run()), asyncio.ensure_future(other.run())]
+    try:
+        for _ in range(100):
+            if heard["dns"] and member.watching == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert second.reflector is first.reflector and other.reflector is not first.reflector
+        assert heard == {"dns": [("ADDED", "db")], "propagation": [("ADDED", "db")]}
+        assert (member.lists, member.watching, len(shared)) == (2, 2, 2)
+        running[0].cancel()  # propagation goes: DNS still hears
+        await asyncio.gather(running[0], return_exceptions=True)
+        await asyncio.sleep(0.01)
+        assert (member.watching, len(shared)) == (2, 2)
+        running[1].cancel()  # the last follower of the Services goes: their watch stops
+        await asyncio.gather(running[1], return_exceptions=True)
+        await asyncio.sleep(0.01)
+        assert (member.watching, len(shared)) == (1, 1)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

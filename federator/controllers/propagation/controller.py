@@ -165,6 +165,8 @@ class Propagator:
             self.swept.discard((cluster, kind))
 
     def _watch_kind(self, cluster: str, view: MemberView, kind: str) -> None:
+        if kind in WORKLOADS:
+            view.follow_pending()
         view.add(kind, self.plane.resources[kind], functools.partial(self._on_member, cluster),
                  functools.partial(self._kind_listed, cluster, kind))
 
@@ -320,7 +322,7 @@ class Propagator:
 
     def _watch(self, name: str, client: KubeClient) -> MemberView:
         view = MemberView(client, self.federation, self._on_pending,
-                          self.settings.member_concurrency)
+                          self.settings.member_concurrency, self.registry.watches)
         used = self._used()
         for kind in self.plane.resources:
             if kind in used:

@@ -8,11 +8,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from federator.clusters.registry import Registry
-from federator.domain.naming import MANAGED_BY
+from federator.domain.naming import FEDERATION_NAMESPACE, MANAGED_BY, PLANE_UID
 from federator.domain.propagation import group_kind_of
 from federator.kube.client import KubeClient, KubeError, Object
 from federator.kube.resources import KINDS, Resource, path
-from federator.kube.watching import Handler, Reflector
+from federator.kube.watching import METADATA_LIST, Handler, Reflector, SharedReflectors
 
 from .memory import Key
 
@@ -22,14 +22,16 @@ class MemberView:
     its namespaces and its writes."""
 
     def __init__(self, client: KubeClient, federation: str, on_pending: Handler,
-                 concurrency: int) -> None:
+                 concurrency: int, shared: SharedReflectors) -> None:
         self.client = client
+        self.shared = shared  # a kind's copies may be followed by DNS too (Services)
         self.federation = federation
         self.reflectors: dict[str, Reflector] = {}
         self.watching: dict[str, asyncio.Task[None]] = {}
         self.pending = Reflector(self.client, path(KINDS[("v1", "Pod")]), on_pending,
                                  field_selector="status.phase=Pending")
-        self.tasks: list[asyncio.Task[None]] = [asyncio.create_task(self.pending.run())]
+        self.tasks: list[asyncio.Task[None]] = []
+        self.pending_followed = False
         self.limit = asyncio.Semaphore(concurrency)
         self.namespaces: set[str] = set()  # known to exist there
         self.fresh: set[str] = set()  # made by federator: what is in them is federator's
@@ -43,13 +45,13 @@ class MemberView:
         joined before federator propagated it) or that the member does not serve (a custom
         resource whose definition has not arrived) counts as empty: its writes wait or fail
         and say so, and the member's other kinds go on. `listed` runs once it is listed."""
-        reflector = Reflector(self.client, path(resource), on_change,
-                              label_selector=f"{MANAGED_BY}={self.federation}",
-                              absent_is_empty=True)
-        self.reflectors[kind] = reflector
+        subscription = self.shared.subscribe(
+            self.client, path(resource), on_change,
+            label_selector=f"{MANAGED_BY}={self.federation}", absent_is_empty=True)
+        reflector = self.reflectors[kind] = subscription.reflector
 
         async def watch() -> None:
-            running = asyncio.ensure_future(reflector.run())
+            running = asyncio.ensure_future(subscription.run())
             try:
                 await reflector.synced.wait()
                 await listed()
@@ -61,16 +63,30 @@ class MemberView:
         self.watching[kind] = task = asyncio.create_task(watch())
         self.tasks.append(task)
 
+    def follow_pending(self) -> None:
+        """Watch the member's pending pods (for overflow), once a workload kind is watched
+        there."""
+        if not self.pending_followed:
+            self.pending_followed = True
+            self.tasks.append(asyncio.create_task(self.pending.run()))
+
     async def holds_copies(self, resource: Resource) -> bool:
-        """Whether the member holds any of federator's copies of a kind (one is enough to
-        know). A kind it does not serve, or may not be listed, holds none that federator
-        could remove; an answer that says nothing (a member away) counts as yes."""
+        """Whether the member holds any of federator's copies of a kind (copies carry their
+        plane object's uid; federator's own identity there, made by join, is no copy). A
+        kind it does not serve, or may not be listed, holds none that federator could
+        remove; an answer that says nothing (a member away), or a first page without a copy
+        and more pages, counts as yes."""
         try:
-            found = await self.client.get(path(resource), limit="1",
+            found = await self.client.get(path(resource), accept=METADATA_LIST, limit="10",
                                           labelSelector=f"{MANAGED_BY}={self.federation}")
         except KubeError as exc:
             return exc.code not in (403, 404)
-        return bool(found.get("items"))
+        for item in found.get("items") or []:
+            meta = item.get("metadata") or {}
+            if (PLANE_UID in (meta.get("annotations") or {})
+                    and FEDERATION_NAMESPACE not in (meta.get("namespace"), meta.get("name"))):
+                return True
+        return bool((found.get("metadata") or {}).get("continue"))
 
     def drop(self, kind: str) -> None:
         """No longer federated (its CustomResourceDefinition went): stop watching it."""
