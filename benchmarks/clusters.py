@@ -120,9 +120,12 @@ def main() -> None:
     print(f"lab up in {time.monotonic() - began:.0f} s", flush=True)
     kubeconfig = lab.paths.kubeconfig
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    subprocess.run([sys.executable, "-m", "federator", "init"], env=env, check=True,
-                   capture_output=True)
-    serve = start_serve(kubeconfig, args.http_port, root / "serve.log")
+    # DNS on (a zone, the embedded server on a port of the run), as members' watches for
+    # DNS are part of what a member costs.
+    subprocess.run([sys.executable, "-m", "federator", "init", "--dns-zone-name",
+                    "example.com"], env=env, check=True, capture_output=True)
+    serve = start_serve(kubeconfig, args.http_port, root / "serve.log",
+                        {**env, "FEDERATOR_DNS__EMBEDDED__PORT": str(args.http_port - 2)})
     try:
         baseline = settled_rss(serve.pid)
         names = [m.name for m in spec.members]
