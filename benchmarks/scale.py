@@ -190,6 +190,35 @@ async def failover(lab: ProcessLab, kubeconfig: Path, log: Path, count: int
             await kube.close()
 
 
+def histogram(port: int, name: str) -> dict[str, float]:
+    """A histogram of serve's metrics: its cumulative buckets (by upper bound), count, sum."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            found[line.split('le="', 1)[1].split('"', 1)[0]] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith((name + "_count ", name + "_sum ")):
+            found[line.split(" ", 1)[0].rsplit("_", 1)[1]] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def spread(before: dict[str, float], after: dict[str, float]) -> str:
+    """Between two readings of a histogram: count, mean and the bucket bound under which
+    99% fell."""
+    count = after.get("count", 0.0) - before.get("count", 0.0)
+    if not count:
+        return "none"
+    mean = (after.get("sum", 0.0) - before.get("sum", 0.0)) / count
+    bounds = sorted((float(b), b) for b in after if b not in ("count", "sum") and b != "+Inf")
+    p99 = "> " + bounds[-1][1] if bounds else "?"
+    for value, bound in bounds:
+        if after[bound] - before.get(bound, 0.0) >= 0.99 * count:
+            p99 = f"<= {value:g}"
+            break
+    return f"{count:.0f}, mean {mean:.3f} s, p99 {p99} s"
+
+
 def gc_pauses(port: int) -> dict[str, float]:
     """serve's collections of the oldest generation so far: how many, their seconds in all,
     and how many took longer than 0.25 s (from federator_gc_pause_seconds)."""
@@ -254,10 +283,13 @@ def main() -> None:
             time.sleep(10)  # member-1 Ready again, its copies caught up
             meter = CpuMeter(cpu_groups(run.lab, pid))
             paused = gc_pauses(args.http_port)
+            names = ("federator_queue_wait_seconds", "federator_reconcile_seconds")
+            before = {n: histogram(args.http_port, n) for n in names}
             grown = asyncio.run(grow(run.kubeconfig, meter, pid, args.objects,
                                      args.deployments, args.failover, args.failover // 10))
             after = gc_pauses(args.http_port)
             grown.update({f"gc_{k}": after[k] - paused[k] for k in after})
+            waits = {n: spread(before[n], histogram(args.http_port, n)) for n in names}
     print(f"\n{args.failover} objects ({args.failover // 10} Deployments), "
           f"then {args.objects} in all ({args.deployments} Deployments), 3 members\n")
     print("| measure | value | aim |\n|---|---|---|")
@@ -276,6 +308,10 @@ def main() -> None:
     print(f"| load: p50 / p99 until in every member | {grown['p50']:.3f} / "
           f"{grown['p99']:.3f} s ({grown['p99'] / grown['p50']:.1f}x) | p99 <= 3x p50 |")
     print(f"| load: serve CPU per object | {grown['cpu'] * 1000:.1f} ms | |")
+    print(f"| load: waits in serve's work queue (count, mean, p99) | "
+          f"{waits['federator_queue_wait_seconds']} | |")
+    print(f"| load: serve's reconciles (count, mean, p99) | "
+          f"{waits['federator_reconcile_seconds']} | |")
     print(f"| load: serve's full garbage collections (pauses of everything), seconds in "
           f"all, longer than 0.25 s | {grown['gc_count']:.0f}, {grown['gc_seconds']:.1f} s, "
           f"{grown['gc_long']:.0f} | |")

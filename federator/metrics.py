@@ -17,6 +17,15 @@ SHARDS_HELD = Gauge("federator_shards_held", "Shards of the controllers' work th
 RECONCILES = Counter("federator_reconciles_total",
                      "Plane objects reconciled by this replica's propagation controller",
                      registry=REGISTRY)
+QUEUE_WAIT = Histogram("federator_queue_wait_seconds",
+                       "How long a plane object waited in the work queue for a worker",
+                       buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+                       registry=REGISTRY)
+RECONCILE_SECONDS = Histogram("federator_reconcile_seconds",
+                              "How long one reconcile of a plane object took (its writes to "
+                              "members, not waited for past propagation.member_wait)",
+                              buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+                              registry=REGISTRY)
 WATCHES = Gauge("federator_watches_open", "Watch requests open, by apiserver", ["server"],
                 registry=REGISTRY)
 CLUSTER_READY = Gauge("federator_cluster_ready",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -20,7 +21,8 @@ K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, *, base_delay: float = 0.2, max_delay: float = 30.0) -> None:
+    def __init__(self, *, base_delay: float = 0.2, max_delay: float = 30.0,
+                 waited: Callable[[float], None] = lambda seconds: None) -> None:
         self._lanes: tuple[deque[K], deque[K]] = (deque(), deque())  # ordinary, urgent
         self._waiting: dict[K, bool] = {}  # in a lane, not yet handed out: urgent?
         self._active: dict[K, bool] = {}  # handed out, not done: urgent?
@@ -29,6 +31,8 @@ class WorkQueue(Generic[K]):
         self._ready = asyncio.Event()  # a key may be handed out
         self._finished = asyncio.Event()  # a key was done
         self._failures: dict[K, int] = {}
+        self._since: dict[K, float] = {}  # when each waiting key was first added
+        self._waited = waited  # told how long each key waited before it was handed out
         self._timers: set[asyncio.TimerHandle] = set()
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -52,6 +56,8 @@ class WorkQueue(Generic[K]):
             self._again[key] = self._again.get(key, False) or urgent
             return
         was = self._waiting.get(key)
+        if was is None:
+            self._since[key] = time.monotonic()
         if was is None or (urgent and not was):
             # An ordinary key made urgent moves lanes: its ordinary entry is skipped.
             self._waiting[key] = urgent
@@ -93,6 +99,7 @@ class WorkQueue(Generic[K]):
                 if self._waiting.get(key) is urgent:  # else: moved to the urgent lane
                     del self._waiting[key]
                     self._active[key] = urgent
+                    self._waited(time.monotonic() - self._since.pop(key, time.monotonic()))
                     return key
         return None
 

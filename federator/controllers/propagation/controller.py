@@ -71,7 +71,7 @@ class Propagator:
         self.registry = registry
         self.federation = federation
         self.settings = settings = settings or PropagationSettings()
-        self.queue: WorkQueue[Key] = WorkQueue()
+        self.queue: WorkQueue[Key] = WorkQueue(waited=metrics.QUEUE_WAIT.observe)
         self.plane = Plane(plane, settings.exclude, self._on_plane, self._kind_added,
                            self._kind_dropped)
         self.policies = Reflector(plane, path(POLICIES), self._on_policy)
@@ -383,7 +383,8 @@ class Propagator:
                     self.queue.forget(key)
                     continue  # another replica's (done at once: finally)
                 metrics.RECONCILES.inc()
-                again = await self.reconcile(key)
+                with metrics.RECONCILE_SECONDS.time():
+                    again = await self.reconcile(key)
                 self._decided(key)
                 self.queue.forget(key)
                 if again is not None:
