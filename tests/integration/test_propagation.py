@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -386,6 +387,10 @@ def set_pod_room(kubeconfig: Path, member: str, extra: int | None) -> None:
                     "allocatable": {"pods": room}, "capacity": {"pods": room}}}))
         eventually(lambda n=name, r=room: get_json(kubeconfig, member, "node", n)
                    ["status"]["allocatable"]["pods"] == r, f"{name} holds room for {room}")
+    # The member's scheduler places pods by what its own cache says of the nodes: a moment
+    # for the new room to reach it (without one, pods made at once were placed, once, as if
+    # every node still had room for 110).
+    time.sleep(2)
 
 
 def test_overflow_lands_elsewhere(serving: Serve, federation: Path, gateway: Path) -> None:
