@@ -24,10 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from benchmarks.lab import settled_rss, start_serve
+from benchmarks.lab import metrics_page, settled_rss, start_serve
 from benchmarks.propagation import KINDS, create, create_namespace, one
 from federator.clusters.join import JoinRequest, join
 from federator.kube.client import KubeClient
@@ -41,8 +40,7 @@ MIB = 1024 * 1024
 
 def open_watches(port: int, plane: str) -> float:
     """Watches serve has open to the members (to every apiserver but the plane's)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+    text = metrics_page(port)
     total = 0.0
     for line in text.splitlines():
         if line.startswith("federator_watches_open{") and f'server="{plane}"' not in line:

@@ -81,3 +81,9 @@ def settled_rss(pid: int, seconds: float = 6.0) -> int:
         peak = max(peak, resident_bytes(pid))
         time.sleep(0.2)
     return peak
+
+
+def metrics_page(port: int) -> str:
+    """What serve's /metrics says now (serve's health port `port`)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())

@@ -27,10 +27,9 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from benchmarks.lab import federated_lab, start_serve
+from benchmarks.lab import federated_lab, metrics_page, start_serve
 from benchmarks.propagation import (
     Object,
     clients,
@@ -48,10 +47,9 @@ SHARDS = 8
 
 
 def metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        for line in reply.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
+    for line in metrics_page(port).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
     return 0.0
 
 

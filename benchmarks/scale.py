@@ -28,12 +28,11 @@ import json
 import statistics
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.lab import federated_lab, settled_rss
+from benchmarks.lab import federated_lab, metrics_page, settled_rss
 from benchmarks.propagation import (
     CpuMeter,
     Object,
@@ -192,8 +191,7 @@ async def failover(lab: ProcessLab, kubeconfig: Path, log: Path, count: int
 
 def histogram(port: int, name: str) -> dict[str, float]:
     """A histogram of serve's metrics: its cumulative buckets (by upper bound), count, sum."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+    text = metrics_page(port)
     found: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith(name + "_bucket{"):
@@ -222,8 +220,7 @@ def spread(before: dict[str, float], after: dict[str, float]) -> str:
 def gc_pauses(port: int) -> dict[str, float]:
     """serve's collections of the oldest generation so far: how many, their seconds in all,
     and how many took longer than 0.25 s (from federator_gc_pause_seconds)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+    text = metrics_page(port)
     found = {"count": 0.0, "sum": 0.0, "quick": 0.0}
     for line in text.splitlines():
         if 'generation="2"' not in line:

@@ -213,10 +213,8 @@ class ShardKeeper:
         lost = frozenset(shard for name, shard in mine.items()
                          if ((leases.get(name) or {}).get("spec") or {}).get("holderIdentity")
                          != self.identity)
-        if lost:  # taken by another replica: this one's renewals came too late
-            log.error("shards taken by another replica; their work stopped",
-                      shards=sorted(lost))
-            self._drop(lost)
+        if lost:  # this one's renewals came too late
+            self._taken(lost)
         held = sorted(self.held)
         names = [self._replica_lease, *(self._shard_lease(s) for s in held)]
         written = await asyncio.gather(*(
@@ -226,10 +224,12 @@ class ShardKeeper:
         # it expired): it is not this replica's any more.
         conflicted = frozenset(s for s, ok in zip(held, written[1:], strict=True) if not ok)
         if conflicted:
-            log.error("shards taken by another replica; their work stopped",
-                      shards=sorted(conflicted))
-            self._drop(conflicted)
+            self._taken(conflicted)
         self._renewed = began
+
+    def _taken(self, shards: frozenset[int]) -> None:
+        log.error("shards taken by another replica; their work stopped", shards=sorted(shards))
+        self._drop(shards)
 
     async def _give(self, shards: frozenset[int], leases: dict[str, Object]) -> None:
         log.info("giving shards up to share the work", shards=sorted(shards))
@@ -266,7 +266,8 @@ class ShardKeeper:
         """At shutdown, once the controllers stopped: give every shard up, and remove this
         replica's own Lease, so that the others take over at once (bounded by `within`: an
         unreachable plane must not hold a shutdown)."""
-        held, self.held = self.held, frozenset()
+        held = self.held
+        self._set(frozenset())
         work = [self._give_back(self._shard_lease(shard)) for shard in held]
         try:
             async with asyncio.timeout(within):
@@ -278,7 +279,6 @@ class ShardKeeper:
                 log.warning("shards not given back", error=str(failed[0]))
         except TimeoutError:
             log.warning("shards not given back", error=f"no answer within {within:.1f} s")
-        metrics.SHARDS_HELD.set(0)
 
     async def _give_back(self, name: str) -> None:
         lease = await self.client.get(self._url(name))
