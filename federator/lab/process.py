@@ -51,6 +51,18 @@ class ProcessRecord:
         ticks = _start_ticks(self.pid)
         return ticks is not None and ticks == self.start_ticks
 
+    def exiting(self) -> bool:
+        """Its main thread has exited but other threads have not yet: the process still holds
+        its files and sockets (a Go program's main thread is a zombie first; its listening port
+        is free only once every thread is gone)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+            threads = sum(1 for _ in Path(f"/proc/{self.pid}/task").iterdir())
+        except OSError:
+            return False
+        fields = stat.rsplit(")", 1)[1].split()
+        return fields[0] == "Z" and int(fields[19]) == self.start_ticks and threads > 1
+
 
 @dataclass(frozen=True)
 class ComponentStatus:
@@ -350,6 +362,9 @@ class ProcessLab:
                 while record.alive():
                     _reap(record.pid)
                     time.sleep(0.05)
+            lingering = time.monotonic() + STOP_TIMEOUT
+            while record.exiting() and time.monotonic() < lingering:
+                time.sleep(0.01)
             _reap(record.pid)
             del records[name]
 
