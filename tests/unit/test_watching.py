@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -174,3 +175,22 @@ async def test_controllers_share_one_watch_of_a_collection() -> None:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+
+
+def test_a_mirror_holds_each_string_once() -> None:
+    """The plane's object and a member's copy, decoded apart, share their equal strings
+    (names, keys, the data itself) once mirrored; nothing else about them changes."""
+    text = json.dumps({"kind": "ConfigMap", "metadata": {
+        "name": "shared", "namespace": "default", "resourceVersion": "5",
+        "labels": {"app": "web-frontend"}},
+        "data": {"payload": "p" * 4096, "list": ["alpha", ["beta-value"]]}})
+    plane = Reflector(None, "/api/v1/configmaps", ignore)  # type: ignore[arg-type]
+    member = Reflector(None, "/api/v1/configmaps", ignore)  # type: ignore[arg-type]
+    plane.remember(json.loads(text))
+    member.remember(json.loads(text))
+    mine, theirs = plane.objects[("default", "shared")], member.objects[("default", "shared")]
+    assert mine == theirs == json.loads(text)
+    assert mine["data"]["payload"] is theirs["data"]["payload"]
+    assert mine["data"]["list"][1][0] is theirs["data"]["list"][1][0]
+    assert next(iter(mine["metadata"])) is next(iter(theirs["metadata"]))
+    assert mine["metadata"]["labels"]["app"] is theirs["metadata"]["labels"]["app"]
