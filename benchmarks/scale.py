@@ -11,7 +11,8 @@ On a lab of 3 members, in one run:
    Deployments of 1 replica up to D in all), 16 writers, each waiting until its object is in
    every member: time to converge, p50 and p99 of that wait, serve's CPU per object, its
    resident memory per object (against its resident memory with nothing federated, measured
-   in the same run before phase 1) and its peak.
+   in the same run before phase 1) and its peak. Before it, the baseline: 1,000 objects of
+   the same mix written by the same writers straight to the three members (p50 and p99).
 
 Aims (issue 14): failover within 10 s at 2,000 objects; at most 20 KiB of serve's memory per
 federated object at 10,000; p99 at most 3x p50.
@@ -39,6 +40,7 @@ from benchmarks.propagation import (
     clients,
     cpu_groups,
     create_namespace,
+    direct,
     federated,
     one,
     percentile,
@@ -52,6 +54,7 @@ KIB = 1024
 MIB = 1024 * 1024
 DEPLOYMENTS = KINDS[("apps/v1", "Deployment")]
 FILLERS = ("ConfigMap", "Secret", "Service")
+DIRECT = 1000  # objects of the baseline: written straight to the members
 
 
 def peak_rss(pid: int) -> int:
@@ -242,6 +245,11 @@ async def grow(kubeconfig: Path, meter: CpuMeter, serve: int, total: int, deploy
     plane = (await clients(kubeconfig, ("federation",)))["federation"]
     namespace = "scale-load"
     try:
+        # The baseline: the same writers write the same mix straight to the three members.
+        for kube in members.values():
+            await create_namespace(kube, "scale-direct")
+        sample = load(DIRECT, DIRECT // 20, "scale-direct", 0)
+        straight, _ = await direct(members, sample)
         await create_namespace(plane, namespace)
         await asyncio.sleep(2)
         items = load(total - already, max(0, deployments - already_deployments), namespace,
@@ -250,6 +258,8 @@ async def grow(kubeconfig: Path, meter: CpuMeter, serve: int, total: int, deploy
         latencies, elapsed, cpu = await meter.phase(idle, federated(plane, members, items,
                                                                     namespace))
         return {"objects": float(len(items)), "converged": elapsed,
+                "direct_p50": statistics.median(straight),
+                "direct_p99": percentile(straight, 0.99),
                 "p50": statistics.median(latencies), "p99": percentile(latencies, 0.99),
                 "cpu": cpu["federator"] / len(items), "rss": float(settled_rss(serve)),
                 "peak": float(peak_rss(serve))}
@@ -304,6 +314,9 @@ def main() -> None:
           f"({grown['objects'] / grown['converged']:.0f} objects/s) | |")
     print(f"| load: p50 / p99 until in every member | {grown['p50']:.3f} / "
           f"{grown['p99']:.3f} s ({grown['p99'] / grown['p50']:.1f}x) | p99 <= 3x p50 |")
+    print(f"| baseline: {DIRECT} objects of the same mix written straight to the 3 members "
+          f"by the same writers, p50 / p99 | {grown['direct_p50']:.3f} / "
+          f"{grown['direct_p99']:.3f} s ({grown['direct_p99'] / grown['direct_p50']:.1f}x) | |")
     print(f"| load: serve CPU per object | {grown['cpu'] * 1000:.1f} ms | |")
     print(f"| load: waits in serve's work queue (count, mean, p99) | "
           f"{waits['federator_queue_wait_seconds']} | |")

@@ -62,8 +62,8 @@ class LeaderElectionConfig(_Strict):
 
 
 class PropagationConfig(_Strict):
-    workers: int = Field(default=16, ge=1)
-    member_concurrency: int = Field(default=16, ge=1)
+    workers: int = Field(default=16, ge=1, le=1024)
+    member_concurrency: int = Field(default=16, ge=1, le=1024)
     deletion_timeout: float = Field(default=60.0, gt=0)
     unschedulable_after: float = Field(default=60.0, gt=0)
     capacity_ttl: float = Field(default=300.0, gt=0)
