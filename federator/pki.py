@@ -143,6 +143,14 @@ class PKI:
                            server=True, dns=APISERVER_DNS + dns,
                            ips=("127.0.0.1", service_ip, *ips))
 
+    def kubelet(self, cluster: str, ips: tuple[str, ...]) -> Pair:
+        """The serving pair of a member's fake kubelets (kwok): its nodes' addresses. Issued
+        anew each time (the member may have other nodes than when it was last up)."""
+        for old in (self.dir / f"kubelet-{cluster}.crt", self.dir / f"kubelet-{cluster}.key"):
+            old.unlink(missing_ok=True)
+        return self._issue(f"kubelet-{cluster}", f"kubelet-{cluster}", server=True,
+                           ips=("127.0.0.1", *ips))
+
     def admin(self) -> Pair:
         """A client pair in group system:masters, accepted by every apiserver of this CA."""
         return self._issue("admin", ADMIN_USER, orgs=(ADMIN_GROUP,), server=False)

@@ -4,6 +4,7 @@ member and the lab's kubeconfig. Pure functions of the spec and the paths; no I/
 from __future__ import annotations
 
 import base64
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,8 @@ class Component:
     health: Health
     ports: tuple[int, ...]
     stage: int  # components of a stage start together, after the earlier stages are healthy
+    hosts: tuple[str, ...] = ("127.0.0.1",)  # where it listens on its ports
+    env: tuple[tuple[str, str], ...] = ()  # its environment (else the lab's own)
 
 
 def service_range(index: int) -> tuple[str, str]:
@@ -83,6 +86,20 @@ def service_range(index: int) -> tuple[str, str]:
 
 def pod_range(index: int) -> str:
     return f"10.{index + 1}.0.0/16"
+
+
+# Every address of the process lab that anything connects to is a loopback one
+# (127.0.0.0/8): nothing of it may ever send traffic elsewhere. Member i's (i from 1) node n
+# (from 1) is reached at 127.10.i.n (InternalIP: the member's apiserver asks the node's
+# kubelet API there) and has ExternalIP 127.20.i.n (what DNS answers for a NodePort
+# Service). Pods and Services keep private addresses that nothing connects to (the lab has
+# no pod network): Kubernetes refuses loopback addresses in a Service's endpoints.
+def node_address(index: int, node: int) -> str:
+    return f"127.10.{index}.{node}"
+
+
+def node_external_address(index: int, node: int) -> str:
+    return f"127.20.{index}.{node}"
 
 
 def _pki(paths: LabPaths, name: str) -> str:
@@ -123,6 +140,12 @@ def apiserver(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) 
         f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
         f"--service-cluster-ip-range={cidr}", "--authorization-mode=RBAC",
         "--allow-privileged=true", f"--cert-dir={paths.work(cluster)}", "--profiling=false",
+        # Logs, exec, attach and port-forward go to the node's kubelet API (kwok's, through
+        # the relay) at its InternalIP, over TLS verified with the lab's CA.
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-certificate-authority={_pki(paths, 'ca.crt')}",
+        f"--kubelet-client-certificate={_pki(paths, 'admin.crt')}",
+        f"--kubelet-client-key={_pki(paths, 'admin.key')}",
         "--v=1",
     )
     return Component(f"{cluster}/kube-apiserver", cluster, argv,
@@ -184,20 +207,93 @@ def scheduler(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) 
 
 
 def kwok(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) -> Component:
+    """The member's fake kubelets: one kwok for all its nodes, serving their kubelet API
+    (logs, exec, attach, port-forward) on 127.0.0.1 over TLS (and plain HTTP for its health);
+    exec runs in the member's scratch directory with only the lab's own tools on PATH."""
     port = spec.ports(cluster).kwok
     index = spec.cluster_names.index(cluster)
     argv = (
         str(binaries.kwok), f"--kubeconfig={component_kubeconfig(paths, cluster)}",
         "--manage-all-nodes=false",
         f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
-        f"--cidr=10.{index + 1}.0.1/16", f"--node-ip=10.{index + 1}.255.254",
-        f"--server-address=127.0.0.1:{port}",
+        f"--cidr=10.{index + 1}.0.1/16", f"--node-ip={node_address(index, 1)}",
+        f"--server-address=127.0.0.1:{port}", f"--node-port={port}",
+        f"--tls-cert-file={_pki(paths, f'kubelet-{cluster}.crt')}",
+        f"--tls-private-key-file={_pki(paths, f'kubelet-{cluster}.key')}",
+        f"--config={kwok_config(paths, cluster)}",
         # Nodes keep a Lease, renewed by kwok; without one, their status heartbeats come too
         # seldom for the node controller, which then marks them NotReady now and then.
         "--node-lease-duration-seconds=40",
     )
     return Component(f"{cluster}/kwok", cluster, argv,
-                     Health(f"http://127.0.0.1:{port}/healthz", tls=False), (port,), stage=2)
+                     Health(f"http://127.0.0.1:{port}/healthz", tls=False), (port,), stage=2,
+                     env=(("PATH", str(exec_tools(paths))),))
+
+
+def relay(spec: LabSpec, paths: LabPaths, cluster: str) -> Component:
+    """Each node's address (its InternalIP and kubelet port) carried to the member's kwok;
+    healthy once kwok answers through the first node's."""
+    port = spec.ports(cluster).kwok
+    index = spec.cluster_names.index(cluster)
+    hosts = tuple(node_address(index, n) for n in range(1, len(spec.member(cluster).node_pods())
+                                                        + 1))
+    argv = (sys.executable, "-m", "federator.lab.relay",
+            *(f"{host}:{port}=127.0.0.1:{port}" for host in hosts))
+    return Component(f"{cluster}/relay", cluster, argv,
+                     Health(f"http://{hosts[0]}:{port}/healthz", tls=False), (port,), stage=3,
+                     hosts=hosts)
+
+
+def kwok_config(paths: LabPaths, cluster: str) -> Path:
+    return paths.work(cluster) / "kwok.yaml"
+
+
+def container_log(paths: LabPaths, cluster: str) -> Path:
+    return paths.work(cluster) / "containers.log"
+
+
+def exec_directory(paths: LabPaths, cluster: str) -> Path:
+    """Where `kubectl exec` runs in a member's pods: a scratch directory of the lab."""
+    return paths.work(cluster) / "exec"
+
+
+def exec_tools(paths: LabPaths) -> Path:
+    """The only directory on the PATH of what exec runs: links to a few harmless tools."""
+    return paths.root / "exec-tools"
+
+
+# What `kubectl exec` may run by name in a lab pod (`kubectl cp` needs tar); no shell.
+EXEC_TOOLS = ("cat", "echo", "env", "false", "head", "ls", "pwd", "sleep", "tail", "tar",
+              "true", "wc")
+KWOK_API = "kwok.x-k8s.io/v1alpha1"
+
+
+def kwok_objects(spec: LabSpec, paths: LabPaths, cluster: str) -> list[dict[str, Any]]:
+    """kwok's configuration for every pod of a member: logs (and attach) from the member's
+    container log, exec in its scratch directory, any port forwarded to kwok's own port
+    (plain HTTP there answers /healthz). No selector: every pod, every container."""
+    log = str(container_log(paths, cluster))
+    work = str(exec_directory(paths, cluster))
+    return [
+        {"apiVersion": KWOK_API, "kind": "ClusterLogs", "metadata": {"name": "lab-logs"},
+         "spec": {"logs": [{"logsFile": log, "follow": True}]}},
+        {"apiVersion": KWOK_API, "kind": "ClusterAttach", "metadata": {"name": "lab-attach"},
+         "spec": {"attaches": [{"logsFile": log}]}},
+        {"apiVersion": KWOK_API, "kind": "ClusterExec", "metadata": {"name": "lab-exec"},
+         "spec": {"execs": [{"local": {"workDir": work}}]}},
+        {"apiVersion": KWOK_API, "kind": "ClusterPortForward",
+         "metadata": {"name": "lab-port-forward"},
+         "spec": {"forwards": [{"target": {"port": spec.ports(cluster).kwok,
+                                           "address": "127.0.0.1"}}]}},
+    ]
+
+
+def container_log_lines(cluster: str, when: str) -> str:
+    """What every container of a member logged, in the runtime's log format (time, stream,
+    tag, text): a few lines that name the cluster."""
+    lines = [f"federator lab: a container in {cluster}", f"{cluster}: started",
+             f"{cluster}: serving"]
+    return "".join(f"{when} stdout F {line}\n" for line in lines)
 
 
 def components(spec: LabSpec, paths: LabPaths, binaries: Binaries) -> list[Component]:
@@ -209,7 +305,7 @@ def components(spec: LabSpec, paths: LabPaths, binaries: Binaries) -> list[Compo
         result.append(controller_manager(spec, paths, binaries, member.name))
         if member.workloads:
             result += [scheduler(spec, paths, binaries, member.name),
-                       kwok(spec, paths, binaries, member.name)]
+                       kwok(spec, paths, binaries, member.name), relay(spec, paths, member.name)]
     return result
 
 
@@ -218,10 +314,10 @@ def component_kubeconfig(paths: LabPaths, cluster: str) -> Path:
     return paths.work(cluster) / "kubeconfig"
 
 
-def nodes(member: MemberSpec, index: int) -> list[dict[str, Any]]:
+def nodes(member: MemberSpec, index: int, kubelet_port: int) -> list[dict[str, Any]]:
     """The kwok Node objects of a member: its capacity split over them, region and zone set,
-    and addresses of their own (ExternalIP 172.20.<index>.<n>, what DNS answers for a
-    NodePort Service) where kwok would give every node the same one."""
+    and loopback addresses of their own (see `node_address`) where kwok would give every
+    node the same one, and their kubelet API at `kubelet_port` there."""
     result = []
     for i, pods in enumerate(member.node_pods()):
         name = f"{member.name}-node-{i + 1}"
@@ -242,8 +338,11 @@ def nodes(member: MemberSpec, index: int) -> list[dict[str, Any]]:
                 },
             },
             "status": {"capacity": capacity, "allocatable": capacity,
-                       "addresses": [{"type": "ExternalIP", "address": f"172.20.{index}.{i + 1}"},
-                                     {"type": "Hostname", "address": name}]},
+                       "addresses": [
+                           {"type": "InternalIP", "address": node_address(index, i + 1)},
+                           {"type": "ExternalIP", "address": node_external_address(index, i + 1)},
+                           {"type": "Hostname", "address": name}],
+                       "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}}},
         })
     return result
 

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from federator.lab import layout
 from federator.lab.errors import LabError
 from federator.lab.layout import Component, Health, LabPaths
-from federator.lab.spec import LabSpec
+from federator.lab.spec import PLANE, LabSpec
 from federator.lab.toolchain import Binaries, Progress, Toolchain, echo
 from federator.pki import PKI
 
@@ -98,17 +98,17 @@ def resident_bytes(pid: int) -> int:
     return 0
 
 
-def port_in_use(port: int) -> bool:
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return True
     return False
 
 
-def _spawn(argv: tuple[str, ...], log: Path) -> int:
+def _spawn(argv: tuple[str, ...], log: Path, env: dict[str, str] | None = None) -> int:
     """Start a component in a session of its own, its output appended to `log`. It outlives
     this process; no Popen object is kept, since nothing here waits for it but `_reap`."""
     actions = [
@@ -116,8 +116,8 @@ def _spawn(argv: tuple[str, ...], log: Path) -> int:
         (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
-    return os.posix_spawn(argv[0], list(argv), dict(os.environ), file_actions=actions,
-                          setsid=True)
+    return os.posix_spawn(argv[0], list(argv), {**os.environ, **(env or {})},
+                          file_actions=actions, setsid=True)
 
 
 def _reap(pid: int) -> None:
@@ -207,6 +207,8 @@ class ProcessLab:
             self.pki.apiserver(cluster, layout.service_range(index)[1])
             self.pki.service_account_key(cluster)
             self.paths.work(cluster).mkdir(parents=True, exist_ok=True)
+            if cluster != PLANE and spec.member(cluster).workloads:
+                self._prepare_kubelets(spec, index, cluster)
             servers[cluster] = f"https://127.0.0.1:{spec.ports(cluster).apiserver}"
             own = layout.kubeconfig({cluster: servers[cluster]}, cluster, **pems)
             _write_private(layout.component_kubeconfig(self.paths, cluster), yaml.safe_dump(own))
@@ -217,19 +219,42 @@ class ProcessLab:
         merged = layout.merge_kubeconfig(existing, lab)
         _write_private(self.paths.kubeconfig, yaml.safe_dump(merged, sort_keys=False))
 
+    def _prepare_kubelets(self, spec: LabSpec, index: int, cluster: str) -> None:
+        """What a member's kwok serves: a serving pair for its nodes' addresses, its
+        configuration, the log every container shows, the scratch directory exec runs in and
+        the few tools it may run there."""
+        count = len(spec.member(cluster).node_pods())
+        self.pki.kubelet(cluster, tuple(layout.node_address(index, n)
+                                        for n in range(1, count + 1)))
+        config = "".join("---\n" + yaml.safe_dump(obj, sort_keys=False)
+                         for obj in layout.kwok_objects(spec, self.paths, cluster))
+        layout.kwok_config(self.paths, cluster).write_text(config)
+        log = layout.container_log(self.paths, cluster)
+        if not log.exists():
+            when = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+            log.write_text(layout.container_log_lines(cluster, when))
+        layout.exec_directory(self.paths, cluster).mkdir(exist_ok=True)
+        tools = layout.exec_tools(self.paths)
+        tools.mkdir(exist_ok=True)
+        for name in layout.EXEC_TOOLS:
+            found, link = shutil.which(name), tools / name
+            if found is not None and not link.is_symlink():
+                link.symlink_to(found)
+
     def _start(self, spec: LabSpec, batch: list[Component], records: dict[str, ProcessRecord],
                started: list[str]) -> None:
         for component in batch:
-            for port in component.ports:
-                if port_in_use(port):
-                    raise LabError(
-                        f"start {component.name}",
-                        f"port {port} is already in use by another program; stop it or choose "
-                        "other ports with `federator lab up --base-port N`",
-                    )
+            for host in component.hosts:
+                for port in component.ports:
+                    if port_in_use(port, host):
+                        raise LabError(
+                            f"start {component.name}",
+                            f"port {port} is already in use on {host} by another program; stop "
+                            "it or choose other ports with `federator lab up --base-port N`",
+                        )
         for component in batch:
             self.progress(f"starting {component.name}")
-            pid = _spawn(component.argv, self.paths.log(component.name))
+            pid = _spawn(component.argv, self.paths.log(component.name), dict(component.env))
             records[component.name] = ProcessRecord(pid, _start_ticks(pid) or 0)
             started.append(component.name)
             self._save(spec, records)
@@ -289,7 +314,8 @@ class ProcessLab:
         for index, member in enumerate(spec.members, start=1):
             if member.workloads:
                 manifest = {"apiVersion": "v1", "kind": "List",
-                            "items": layout.nodes(member, index)}
+                            "items": layout.nodes(member, index,
+                                                  spec.ports(member.name).kwok)}
                 self.kubectl(member.name, "apply", "-f", "-", stdin=json.dumps(manifest),
                              step=f"nodes of {member.name}")
         for member in spec.members:

@@ -83,7 +83,8 @@ class LabSpec(BaseModel):
     k8s_version: str = DEFAULT_K8S_VERSION
     # Below Linux's ephemeral range (32768+), where outgoing connections take their ports.
     base_port: int = Field(default=DEFAULT_BASE_PORT, ge=1024, le=32767 - 100)
-    members: tuple[MemberSpec, ...]
+    # Each member's nodes have loopback addresses 127.10.<i>.<n>: at most 250 members.
+    members: tuple[MemberSpec, ...] = Field(max_length=250)
 
     @field_validator("k8s_version")
     @classmethod

@@ -47,7 +47,7 @@ GLOBAL = f"{BASE}.{DNS_ZONE}"
 WEST = f"{BASE}.us-west-2.{DNS_ZONE}"
 WEST_ZONE = f"{BASE}.us-west-2b.us-west-2.{DNS_ZONE}"
 EAST_ZONE = f"{BASE}.us-east-1a.us-east-1.{DNS_ZONE}"
-ADDRESSES = {m: [f"172.20.{i}.1", f"172.20.{i}.2"]
+ADDRESSES = {m: [f"127.20.{i}.1", f"127.20.{i}.2"]
              for i, m in enumerate(("member-1", "member-2", "member-3"), start=1)}
 
 

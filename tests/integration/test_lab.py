@@ -3,6 +3,12 @@ templates."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import re
+import subprocess
+import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -10,7 +16,7 @@ import pytest
 from federator.domain.naming import REGION_LABEL, ZONE_LABEL
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec
-from tests.kube import get_json, kubectl
+from tests.kube import eventually, get_json, kubectl
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +126,95 @@ def test_a_stopped_component_comes_back_with_up(lab: ProcessLab, lab_spec: LabSp
     lab.up(lab_spec)
     assert {s.name: s for s in lab.status()}[target].healthy
     kubectl(kubeconfig, lab_spec.members[-1].name, "get", "--raw", "/readyz")
+
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: kubelet-api, namespace: lab-kubelet}
+spec:
+  containers: [{name: app, image: registry.k8s.io/pause:3.10}]
+"""
+
+
+def _printed(process: subprocess.Popen[str]) -> list[str]:
+    """The lines a process prints, gathered as they come (by a thread of their own)."""
+    seen: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        seen.extend(process.stdout)
+
+    threading.Thread(target=read, daemon=True).start()
+    return seen
+
+
+def _forwarded_port(process: subprocess.Popen[str]) -> int:
+    """The local port `kubectl port-forward` printed that it forwards from."""
+    assert process.stdout is not None
+    for _ in range(20):
+        line = process.stdout.readline()
+        found = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
+        if found:
+            return int(found.group(1))
+    raise AssertionError("kubectl port-forward said nothing of a local port")
+
+
+def test_a_members_pods_serve_logs_exec_attach_port_forward_and_cp(
+        lab: ProcessLab, lab_spec: LabSpec, kubeconfig: Path, tmp_path: Path) -> None:
+    """Straight to a member, as through any cluster: the member's apiserver reaches the
+    pod's node at its loopback InternalIP (the relay, then kwok) over TLS."""
+    member = lab_spec.members[1].name
+    kubectl(kubeconfig, member, "create", "namespace", "lab-kubelet")
+    kubectl(kubeconfig, member, "apply", "-f", "-", stdin=POD)
+    kubectl(kubeconfig, member, "-n", "lab-kubelet", "wait", "--for=condition=Ready",
+            "pod/kubelet-api", "--timeout=120s")
+    run = functools.partial(kubectl, kubeconfig, member, "-n", "lab-kubelet")
+    pod = get_json(kubeconfig, member, "-n", "lab-kubelet", "pod", "kubelet-api")
+    assert ipaddress.ip_address(pod["status"]["hostIP"]).is_loopback
+    assert ipaddress.ip_address(pod["status"]["podIP"]).is_private  # nothing connects there
+
+    assert f"a container in {member}" in run("logs", "kubelet-api").stdout
+    assert run("logs", "kubelet-api", "--tail=1").stdout == f"{member}: serving\n"
+
+    assert run("exec", "kubelet-api", "--", "echo", "hello", "there").stdout == "hello there\n"
+    # kwok answers a command's failure as an error that carries its exit status (a kubelet
+    # would answer a NonZeroExitCode Status); kubectl exits 1 either way.
+    failed = run("exec", "kubelet-api", "--", "ls", "no-such-file", check=False)
+    assert failed.returncode == 1 and "exit status 2" in failed.stderr
+    # stdin reaches the command; its end does not (kwok never closes the command's stdin):
+    # a command that waits for the end of its input waits for ever.
+    assert run("exec", "-i", "kubelet-api", "--", "head", "-c", "12",
+               stdin="twelve bytes and more").stdout == "twelve bytes"
+    shell = run("exec", "kubelet-api", "--", "sh", "-c", "echo no", check=False)
+    assert shell.returncode != 0 and "no\n" not in shell.stdout
+
+    (lab.paths.work(member) / "exec" / "report.txt").write_text("from the pod\n")
+    run("cp", "kubelet-api:report.txt", str(tmp_path / "report.txt"))
+    assert (tmp_path / "report.txt").read_text() == "from the pod\n"
+
+    # attach shows what the container writes from then on (the lab's container log).
+    with subprocess.Popen(
+            ["kubectl", f"--kubeconfig={kubeconfig}", f"--context={member}", "-n",
+             "lab-kubelet", "attach", "kubelet-api"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as attached:
+        seen = _printed(attached)
+        try:
+            eventually(lambda: seen, "kubectl attach says it is attached")
+            with (lab.paths.work(member) / "containers.log").open("a") as log:
+                log.write("2026-12-05T01:00:00.000000000Z stdout F written while attached\n")
+            eventually(lambda: "written while attached\n" in seen, "the new line attached")
+        finally:
+            attached.terminate()
+
+    with subprocess.Popen(
+            ["kubectl", f"--kubeconfig={kubeconfig}", f"--context={member}", "-n",
+             "lab-kubelet", "port-forward", "pod/kubelet-api", ":8080"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as forwarding:
+        try:
+            port = _forwarded_port(forwarding)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                        timeout=10) as reply:
+                assert reply.read() == b"ok"
+        finally:
+            forwarding.terminate()

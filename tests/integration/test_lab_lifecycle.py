@@ -36,8 +36,17 @@ def test_down_leaves_no_process_and_no_listening_port(tmp_path: Path) -> None:
     spec = LabSpec(base_port=BASE_PORT, members=default_members(1))
     lab = ProcessLab(root, progress=lambda _: None)
     lab.up(spec)
+    try:
+        _up_stop_pause_status_down(lab, root, spec)
+    finally:  # whatever failed, nothing is left running
+        if root.exists():
+            lab.down()
+
+
+def _up_stop_pause_status_down(lab: ProcessLab, root: Path, spec: LabSpec) -> None:
     _, records = lab.load()
-    assert len(records) == 7  # etcd, 2 apiservers, plane kcm, member kcm, scheduler, kwok
+    # etcd, 2 apiservers, plane kcm, member kcm, scheduler, kwok, relay
+    assert len(records) == 8
     assert all(r.alive() for r in records.values())
     ours = set(spec.all_ports())
     assert ours & listening_ports()
@@ -49,7 +58,7 @@ def test_down_leaves_no_process_and_no_listening_port(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert f"loopback ports {min(ours)}-{max(ours)}" in again.stdout
     _, records = lab.load()
-    assert len(records) == 7 and all(r.alive() for r in records.values())
+    assert len(records) == 8 and all(r.alive() for r in records.values())
     # pause and resume: a hung process (stopped, state T), then running again.
     pid = records["member-1/kube-apiserver"].pid
 

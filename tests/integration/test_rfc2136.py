@@ -46,10 +46,10 @@ def test_changes_go_in_batches_of_names(bind: Bind) -> None:
         provider = _provider(bind, problems, batch=batch)
         asyncio.run(provider.apply([]))  # the zone read first, as at a start
         before = bind.serial()
-        asyncio.run(provider.apply([RecordSet(name, "A", 30, (f"10.0.{batch}.1",))
+        asyncio.run(provider.apply([RecordSet(name, "A", 30, (f"127.0.{batch}.1",))
                                     for name in names]))
         assert bind.serial() - before == updates
-        assert all(bind.dig(name) == [f"10.0.{batch}.1"] for name in names)
+        assert all(bind.dig(name) == [f"127.0.{batch}.1"] for name in names)
         assert not problems
 
 
@@ -60,8 +60,8 @@ def test_a_key_of_another_algorithm(tmp_path: Path) -> None:
     try:
         problems: list[str] = []
         asyncio.run(_provider(server, problems, algorithm="hmac-sha512").apply(
-            [RecordSet(WEB, "A", 30, ("10.0.0.5",))]))
-        assert server.dig(WEB) == ["10.0.0.5"] and not problems
+            [RecordSet(WEB, "A", 30, ("127.0.0.5",))]))
+        assert server.dig(WEB) == ["127.0.0.5"] and not problems
         with pytest.raises(UpdateRefused) as refused:
             asyncio.run(_provider(server, problems).apply([]))
         assert "algorithm" in str(refused.value) and server.secret not in str(refused.value)
@@ -72,12 +72,12 @@ def test_a_key_of_another_algorithm(tmp_path: Path) -> None:
 def test_records_are_kept_in_bind_and_others_left_alone(bind: Bind) -> None:
     problems: list[str] = []
     provider = _provider(bind, problems)
-    desired = [RecordSet(WEB, "A", 30, ("10.0.0.1", "10.0.0.2")),
+    desired = [RecordSet(WEB, "A", 30, ("127.0.0.1", "127.0.0.2")),
                RecordSet(WEB, "AAAA", 30, ("2001:db8::1",)),
                RecordSet(f"web.shop.fed.svc.eu.{ZONE}", "CNAME", 30, (WEB,)),
-               RecordSet(THEIRS, "A", 30, ("10.9.9.9",))]  # someone else's name
+               RecordSet(THEIRS, "A", 30, ("127.9.9.9",))]  # someone else's name
     asyncio.run(provider.apply(desired))
-    assert bind.dig(WEB) == ["10.0.0.1", "10.0.0.2"]
+    assert bind.dig(WEB) == ["127.0.0.1", "127.0.0.2"]
     assert bind.dig(WEB, "AAAA") == ["2001:db8::1"]
     assert bind.dig(f"web.shop.fed.svc.eu.{ZONE}", "CNAME") == [WEB + "."]
     assert bind.dig(f"_federator.{WEB}", "TXT") == ['"heritage=federator,federation=fed"']
@@ -95,12 +95,12 @@ def test_records_are_kept_in_bind_and_others_left_alone(bind: Bind) -> None:
 
 def test_a_start_reads_the_zone_and_removes_stale_records(bind: Bind) -> None:
     problems: list[str] = []
-    asyncio.run(_provider(bind, problems).apply([RecordSet(WEB, "A", 30, ("10.0.0.1",)),
+    asyncio.run(_provider(bind, problems).apply([RecordSet(WEB, "A", 30, ("127.0.0.1",)),
                                                  RecordSet(f"old.{ZONE}", "A", 30,
-                                                           ("10.0.0.3",))]))
+                                                           ("127.0.0.3",))]))
     fresh = _provider(bind, problems)  # a restarted federator: knows nothing yet
-    asyncio.run(fresh.apply([RecordSet(WEB, "A", 30, ("10.0.0.1",))]))
-    assert bind.dig(f"old.{ZONE}") == [] and bind.dig(WEB) == ["10.0.0.1"]
+    asyncio.run(fresh.apply([RecordSet(WEB, "A", 30, ("127.0.0.1",))]))
+    assert bind.dig(f"old.{ZONE}") == [] and bind.dig(WEB) == ["127.0.0.1"]
     assert bind.dig(THEIRS) == ["192.0.2.99"]
     assert not problems
 
@@ -112,7 +112,7 @@ def test_a_record_taken_meanwhile_is_left_to_its_owner(bind: Bind) -> None:
     intruder = _provider(bind, [])
     intruder.federation = "other"  # another federation takes WEB first
     asyncio.run(intruder.apply([RecordSet(WEB, "A", 30, ("10.7.7.7",))]))
-    asyncio.run(provider.apply([RecordSet(WEB, "A", 30, ("10.0.0.1",))]))
+    asyncio.run(provider.apply([RecordSet(WEB, "A", 30, ("127.0.0.1",))]))
     assert bind.dig(WEB) == ["10.7.7.7"]
     assert problems == [f"{WEB} holds records federator did not create: left alone"]
 
@@ -123,7 +123,7 @@ def test_a_badly_signed_update_is_refused_and_reported(bind: Bind) -> None:
     for what, current in (("a transfer", None), ("an update", [])):
         wrong.current = current  # [] skips the transfer: the update itself is refused
         with pytest.raises(UpdateRefused) as refused:
-            asyncio.run(wrong.apply([RecordSet(WEB, "A", 30, ("10.0.0.1",))]))
+            asyncio.run(wrong.apply([RecordSet(WEB, "A", 30, ("127.0.0.1",))]))
         assert f"did not accept the TSIG signature of {what}" in str(refused.value)
         assert f"key {KEY_NAME}" in str(refused.value) and wrong.settings.key_secret not in str(
             refused.value)

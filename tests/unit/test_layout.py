@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
 from federator.domain.naming import REGION_LABEL, ZONE_LABEL
@@ -26,7 +28,8 @@ def test_components_in_start_order() -> None:
     assert names[1:5] == [f"{c}/kube-apiserver" for c in SPEC.cluster_names]
     assert "plane/kube-scheduler" not in names
     assert "plane/kwok" not in names
-    assert len(names) == 1 + 4 + 1 + 3 * 3
+    assert len(names) == 1 + 4 + 1 + 3 * 4
+    assert names.index("member-2/relay") > names.index("member-2/kwok")
 
 
 def test_every_cluster_has_its_own_etcd_prefix_port_and_key() -> None:
@@ -47,16 +50,54 @@ def test_the_plane_runs_only_namespace_and_gc_controllers() -> None:
 
 
 def test_ports_of_components_match_the_spec() -> None:
-    used = [p for c in layout.components(SPEC, PATHS, BINARIES) for p in c.ports]
+    used = [p for c in layout.components(SPEC, PATHS, BINARIES) if "127.0.0.1" in c.hosts
+            for p in c.ports]
     assert sorted(used) == sorted(SPEC.all_ports())
 
 
+def test_each_node_is_reached_at_its_own_loopback_address() -> None:
+    """The member's apiserver asks a node's kubelet API at its InternalIP and kwok's port;
+    the relay listens on every such address and carries it to the member's kwok."""
+    relay = next(c for c in layout.components(SPEC, PATHS, BINARIES)
+                 if c.name == "member-2/relay")
+    kwok_port = SPEC.ports("member-2").kwok
+    nodes = layout.nodes(SPEC.member("member-2"), 2, kwok_port)
+    internal = [next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+                for n in nodes]
+    assert internal == ["127.10.2.1", "127.10.2.2"] == list(relay.hosts)
+    assert relay.ports == (kwok_port,)
+    assert relay.argv[-2:] == (f"127.10.2.1:{kwok_port}=127.0.0.1:{kwok_port}",
+                               f"127.10.2.2:{kwok_port}=127.0.0.1:{kwok_port}")
+    assert [n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] for n in nodes] == [
+        kwok_port, kwok_port]
+    apiserver = next(c for c in layout.components(SPEC, PATHS, BINARIES)
+                     if c.name == "member-2/kube-apiserver")
+    assert flag(apiserver.argv, "kubelet-preferred-address-types") == "InternalIP"
+
+
+def test_every_address_anything_connects_to_is_loopback() -> None:
+    """What components listen on and are told to reach, and the nodes' addresses: all in
+    127.0.0.0/8. Only pod and Service ranges are not (nothing connects to them: the lab has
+    no pod network, and Kubernetes refuses loopback endpoints)."""
+    found = []
+    for component in layout.components(SPEC, PATHS, BINARIES):
+        found += list(component.hosts)
+        argv = [a for a in component.argv if not a.startswith(
+            ("--cidr=", "--service-cluster-ip-range="))]
+        found += re.findall(r"\b(\d+\.\d+\.\d+\.\d+)\b", " ".join(argv))
+    for index, member in enumerate(SPEC.members, start=1):
+        for node in layout.nodes(member, index, 1):
+            found += [a["address"] for a in node["status"]["addresses"] if a["type"] != "Hostname"]
+    assert len(found) > 20
+    assert [a for a in found if not ipaddress.ip_address(a).is_loopback] == []
+
+
 def test_nodes_carry_location_and_capacity() -> None:
-    nodes = layout.nodes(SPEC.member("member-2"), 2)
+    nodes = layout.nodes(SPEC.member("member-2"), 2, 30033)
     assert [n["status"]["capacity"]["pods"] for n in nodes] == ["1", "1"]
-    assert [n["status"]["addresses"][0] for n in nodes] == [
-        {"type": "ExternalIP", "address": "172.20.2.1"},
-        {"type": "ExternalIP", "address": "172.20.2.2"}]
+    assert [n["status"]["addresses"][1] for n in nodes] == [
+        {"type": "ExternalIP", "address": "127.20.2.1"},
+        {"type": "ExternalIP", "address": "127.20.2.2"}]
     for node in nodes:
         labels = node["metadata"]["labels"]
         assert labels[REGION_LABEL] == "us-west-2"
@@ -93,5 +134,6 @@ def test_a_member_without_workloads_runs_only_what_join_needs() -> None:
     assert "member-1/kube-scheduler" not in names and "member-1/kwok" not in names
     kcm = layout.controller_manager(spec, PATHS, BINARIES, "member-1")
     assert "serviceaccount-token" in flag(kcm.argv, "controllers")
-    used = [p for c in layout.components(spec, PATHS, BINARIES) for p in c.ports]
+    used = [p for c in layout.components(spec, PATHS, BINARIES) if "127.0.0.1" in c.hosts
+            for p in c.ports]
     assert sorted(used) == sorted(spec.all_ports())
