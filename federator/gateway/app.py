@@ -15,7 +15,7 @@ from aiohttp import web
 from federator.clusters.registry import Member, Registry
 from federator.domain import fanout, kinds
 from federator.domain.dns import RecordSet
-from federator.gateway import api, paths
+from federator.gateway import api, paths, upgrade
 from federator.gateway.auth import USER, User, user_of_certificate, user_of_token
 from federator.gateway.proxy import forward, request_headers
 from federator.gateway.status import status_body, status_response
@@ -111,6 +111,9 @@ class Gateway:
             return status_response(503, "ServiceUnavailable",
                                    f"cluster {at.cluster} is not Ready: {member.health.reason} "
                                    f"{member.health.message}".strip())
+        if upgrade.is_upgrade(request):  # exec, attach, port-forward
+            return await upgrade.carry(request, member.client, at.target.path_qs, user,
+                                       f"cluster {at.cluster}")
         return await forward(request, member.client, at.target.path_qs, user,
                              f"cluster {at.cluster}")
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,7 @@ from federator.kube.kubeconfig import Credentials
 
 FIELD_MANAGER = "federator"
 Object = dict[str, Any]
+MAX_HEAD = 64 * 1024  # bytes of an upgrade answer's status line and headers
 
 # asyncio's TLS transport gives each connection a read buffer of SSLProtocol.max_size
 # (256 KiB in Python 3.11), about 250 KiB of every connection's memory (a watch each, per
@@ -55,6 +57,18 @@ class Unreachable(KubeError):
 
     def __init__(self, message: str) -> None:
         super().__init__(0, "Unreachable", message)
+
+
+@dataclass
+class Upgrade:
+    """An apiserver's answer to an upgrade request (exec, attach, port-forward): its head,
+    and the connection, which after a 101 carries the upgraded protocol both ways."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
 
 
 class KubeClient:
@@ -200,6 +214,46 @@ class KubeClient:
                 yield response
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise Unreachable(_describe(exc, self.server)) from exc
+
+    async def upgrade(self, method: str, path_qs: str, headers: Sequence[tuple[str, str]]
+                      ) -> Upgrade:
+        """Send an upgrade request (SPDY or WebSocket, as the caller asked) on a connection
+        of its own, with this client's credentials, to this apiserver only; its answer's
+        head, and the connection to go on with. No answer within the client's timeout:
+        Unreachable."""
+        url = self.url(path_qs, encoded=True)
+        if self._ssl is None:
+            self._ssl = self.credentials.ssl_context()
+        context = self._ssl if isinstance(self._ssl, ssl.SSLContext) else None
+        lines = [f"{method} {url.raw_path_qs} HTTP/1.1", f"Host: {url.raw_authority}"]
+        if self.credentials.token:
+            lines.append(f"Authorization: Bearer {self.credentials.token}")
+        for name, value in headers:
+            if any(c in name + value for c in "\r\n\0"):
+                raise ValueError(f"header {name!r} holds a line break")
+            lines.append(f"{name}: {value}")
+        writer = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection(
+                    url.host, url.port, ssl=context, limit=MAX_HEAD,
+                    server_hostname=(self.credentials.tls_server_name or url.host)
+                    if context else None)
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                head = await reader.readuntil(b"\r\n\r\n")
+        except (OSError, TimeoutError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError) as exc:
+            if writer is not None:
+                writer.close()
+            raise Unreachable(_describe(exc, self.server)) from exc
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            writer.close()
+            raise Unreachable(f"{self.server} answered the upgrade with {status_line[:80]!r}")
+        answer = [tuple(line.split(":", 1)) for line in header_lines if ":" in line]
+        return Upgrade(int(parts[1]), parts[2] if len(parts) > 2 else "",
+                       [(k.strip(), v.strip()) for k, v in answer], reader, writer)
 
     async def watch(self, url: str, *, resource_version: str, timeout_seconds: int = 300,
                     extra: Mapping[str, str] | None = None,

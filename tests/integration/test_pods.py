@@ -1,0 +1,131 @@
+"""Pods through the gateway with the real kubectl 1.33: exec, attach, cp and port-forward
+pass through a `federation-<cluster>` context, over WebSocket (kubectl's default) and over
+SPDY (its fallback), as the calling user."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import write_contexts
+from tests.kube import eventually, kubectl
+from tests.serving import Serve
+
+pytestmark = pytest.mark.integration
+
+MEMBER = "member-2"
+NAMESPACE = "gw-pods"
+POD = f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: shell, namespace: {NAMESPACE}}}
+spec:
+  containers: [{{name: app, image: registry.k8s.io/pause:3.10}}]
+"""
+# kubectl's switches back to SPDY, the protocol kubectl before 1.30 speaks.
+SPDY = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false", "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+PROTOCOLS = {"websocket": {}, "spdy": SPDY}
+
+
+@pytest.fixture(scope="module")
+def pod(kubeconfig: Path, federation: Path) -> Iterator[str]:
+    """A pod made straight in member-2 (not federated), Running on a kwok node."""
+    kubectl(kubeconfig, MEMBER, "create", "namespace", NAMESPACE)
+    kubectl(kubeconfig, MEMBER, "apply", "-f", "-", stdin=POD)
+    kubectl(kubeconfig, MEMBER, "-n", NAMESPACE, "wait", "--for=condition=Ready",
+            "pod/shell", "--timeout=120s")
+    yield "shell"
+    kubectl(kubeconfig, MEMBER, "delete", "namespace", NAMESPACE, "--wait=false")
+
+
+def _printed(process: subprocess.Popen[str]) -> list[str]:
+    """The lines a process prints, gathered as they come (by a thread of their own)."""
+    seen: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        seen.extend(process.stdout)
+
+    threading.Thread(target=read, daemon=True).start()
+    return seen
+
+
+def _background(gateway: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(["kubectl", f"--kubeconfig={gateway}",
+                             f"--context=federation-{MEMBER}", "-n", NAMESPACE, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_exec_cp_attach_and_port_forward_through_a_members_context(
+        gateway: Path, pod: str, lab: Any, protocol: str, tmp_path: Path) -> None:
+    env = PROTOCOLS[protocol]
+
+    def run(*args: str, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        return kubectl(gateway, f"federation-{MEMBER}", "-n", NAMESPACE, *args, stdin=stdin,
+                       check=check, env=env)
+
+    assert run("exec", pod, "--", "echo", protocol).stdout == f"{protocol}\n"
+    failed = run("exec", pod, "--", "ls", "no-such-file", check=False)
+    assert failed.returncode == 1 and "exit status 2" in failed.stderr
+    assert run("exec", "-i", pod, "--", "head", "-c", "5", stdin="stdin and more"
+               ).stdout == "stdin"
+    # A reply larger than any buffer on the way.
+    big = run("exec", pod, "--", "head", "-c", "3000000", "/dev/zero").stdout
+    assert len(big) == 3_000_000
+
+    (lab.paths.work(MEMBER) / "exec" / f"{protocol}.txt").write_text(f"copied by {protocol}\n")
+    run("cp", f"{pod}:{protocol}.txt", str(tmp_path / "copied.txt"))
+    assert (tmp_path / "copied.txt").read_text() == f"copied by {protocol}\n"
+
+    with _background(gateway, env, "attach", pod) as attached:
+        seen = _printed(attached)
+        try:
+            eventually(lambda: seen, "kubectl attach says it is attached")
+            with (lab.paths.work(MEMBER) / "containers.log").open("a") as log:
+                log.write(f"2026-12-05T01:00:00.000000000Z stdout F attached by {protocol}\n")
+            eventually(lambda: f"attached by {protocol}\n" in seen, "the line attached")
+        finally:
+            attached.terminate()
+
+    with _background(gateway, env, "port-forward", f"pod/{pod}", ":8080") as forwarding:
+        seen = _printed(forwarding)
+        try:
+            found = eventually(lambda: next((m for line in seen for m in re.findall(
+                r"Forwarding from 127\.0\.0\.1:(\d+)", line)), None), "a forwarded port")
+            for _ in range(2):  # two connections through one forward
+                with urllib.request.urlopen(f"http://127.0.0.1:{found}/healthz",
+                                            timeout=10) as reply:
+                    assert reply.read() == b"ok"
+        finally:
+            forwarding.terminate()
+
+
+def test_a_user_who_may_only_view_a_member_cannot_exec_there(
+        gateway: Path, pod: str, kubeconfig: Path, federation: Path, serving: Serve,
+        tmp_path: Path) -> None:
+    viewer = tmp_path / "viewer"
+    write_contexts(federation, serving, viewer, "--user", "pod-viewer")
+    kubectl(kubeconfig, MEMBER, "-n", NAMESPACE, "create", "rolebinding", "pod-viewer",
+            "--clusterrole=view", "--user=pod-viewer")
+    try:
+        listed = kubectl(viewer, f"federation-{MEMBER}", "-n", NAMESPACE, "get", "pods")
+        assert pod in listed.stdout
+        for env in PROTOCOLS.values():
+            refused = kubectl(viewer, f"federation-{MEMBER}", "-n", NAMESPACE, "exec", pod,
+                              "--", "echo", "no", check=False, env=env)
+            assert refused.returncode == 1 and "no\n" not in refused.stdout
+            assert 'cannot create resource "pods/exec"' in refused.stderr, refused.stderr
+            assert 'User "pod-viewer"' in refused.stderr
+    finally:
+        kubectl(kubeconfig, MEMBER, "-n", NAMESPACE, "delete", "rolebinding", "pod-viewer")
