@@ -8,26 +8,63 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 CLUSTER_ANNOTATION = "federator.io/cluster"
 _COMPOSITE = "fed."  # how a resourceVersion of several clusters starts
-# Core resources that live in the members only: the plane runs no kubelets or nodes.
-_FANOUT = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<resource>pods|nodes)"
+# What lives in the members only (the plane runs no kubelets, nodes or workload
+# controllers): pods and nodes, and the ReplicaSets each member makes of a Deployment.
+_FANOUT = re.compile(r"^(?:/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<resource>pods|nodes)|"
+                     r"/apis/apps/v1/(?:namespaces/(?P<rs_ns>[^/]+)/)?(?P<rs>replicasets))"
                      r"(?:/(?P<name>[^/]+))?$")
+# One pod, or a subresource of it (log, exec, attach, portforward, eviction, ...).
+_POD = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)"
+                  r"(?:/(?P<sub>[^/]+))?$")
 _CLUSTER_COLUMN = {"name": "Cluster", "type": "string", "format": "", "priority": 0,
                    "description": "The member cluster this row comes from."}
 
 
 def fans_out(method: str, path: str) -> bool:
     """Whether a request is answered from the members rather than the plane: GETs of pods
-    (namespaced) and nodes (cluster-scoped), collections and single objects."""
+    (namespaced) and nodes (cluster-scoped), collections and single objects, and lists and
+    watches of ReplicaSets (what each member made of a Deployment; a ReplicaSet by name is
+    the plane's, so that one federated as it is can be read, applied and edited)."""
     found = _FANOUT.match(path)
     if method != "GET" or found is None:
         return False
     if found["resource"] == "nodes":
         return found["ns"] is None
+    if found["rs"]:  # one by name is the plane's: a ReplicaSet federated as it is
+        return found["name"] is None
     return found["ns"] is not None or found["name"] is None  # /api/v1/pods lists them all
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    """One pod, its namespace and name as the path has them (still percent-encoded: they
+    go back into paths; Kubernetes names need no encoding)."""
+
+    namespace: str
+    name: str
+    subresource: str | None
+
+
+def pod_request(method: str, path: str) -> PodRequest | None:
+    """A request about one pod that goes to the one member holding it: a subresource (any
+    method: log, exec, attach, portforward, eviction, ...) or a write of the pod itself
+    (DELETE, PATCH, PUT). A GET of the pod itself fans out (and names its cluster)."""
+    found = _POD.match(path)
+    if found is None or (found["sub"] is None and method not in ("DELETE", "PATCH", "PUT")):
+        return None
+    return PodRequest(found["ns"], found["name"], found["sub"])
+
+
+def ambiguous(resource: str, name: str, clusters: list[str]) -> str:
+    """Why one object cannot be answered for: several members hold one of that name."""
+    contexts = ", ".join(f"federation-{c}" for c in clusters)
+    return (f'{resource} "{name}" is in more than one cluster ({", ".join(clusters)}): ask '
+            f"one of them through its own context ({contexts})")
 
 
 def is_collection(path: str) -> bool:

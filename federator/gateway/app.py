@@ -1,6 +1,7 @@
 """The gateway's HTTP application: who calls (401 otherwise), then where the request goes:
-`/clusters/<name>/…` to that member, GETs of pods and nodes to every Ready member (merged),
-everything else to the plane."""
+`/clusters/<name>/…` to that member, GETs of pods, ReplicaSets and nodes to every Ready
+member (merged), anything else about one pod (its log, exec, a delete) to the member that
+holds it, everything else to the plane."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from federator.domain import fanout, kinds
 from federator.domain.dns import RecordSet
 from federator.gateway import api, paths, upgrade
 from federator.gateway.auth import USER, User, user_of_certificate, user_of_token
+from federator.gateway.pods import Pods
 from federator.gateway.proxy import forward, request_headers
 from federator.gateway.status import status_body, status_response
 from federator.kube.client import KubeClient, KubeError
@@ -63,6 +65,7 @@ class Gateway:
         self.registry = registry
         self.tokens = tokens
         self.member_timeout = member_timeout
+        self.pods = Pods(registry, member_timeout)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_as_status, self._authenticate],
@@ -96,6 +99,9 @@ class Gateway:
         user: User = request[USER]
         if fanout.fans_out(request.method, target.path):
             return await self._fan_out(request, user)
+        pod = fanout.pod_request(request.method, target.path)
+        if pod is not None:
+            return await self._pod(request, user, pod, target)
         why = kinds.not_propagated(request.method, target.path, self.exclude)
         return await forward(request, self.plane, target.path_qs, user, "the plane",
                              [f'299 - "{why}"'] if why else [])
@@ -116,6 +122,21 @@ class Gateway:
                                        f"cluster {at.cluster}")
         return await forward(request, member.client, at.target.path_qs, user,
                              f"cluster {at.cluster}")
+
+    async def _pod(self, request: web.Request, user: User, pod: fanout.PodRequest,
+                   target: paths.Target) -> web.StreamResponse:
+        """A request about one pod, passed to the member that holds it."""
+        found = await self.pods.locate(pod, user)
+        if isinstance(found, web.StreamResponse):
+            return found
+        assert found.member.client is not None
+        what = f"cluster {found.cluster}"
+        if upgrade.is_upgrade(request):  # exec, attach, port-forward
+            return await upgrade.carry(request, found.member.client, target.path_qs, user, what)
+        answer = await forward(request, found.member.client, target.path_qs, user, what)
+        if answer.status == 404:
+            self.pods.forget(pod.namespace, pod.name)  # gone, or moved: asked afresh
+        return answer
 
     # fan-out -----------------------------------------------------------------------------
     async def _fan_out(self, request: web.Request, user: User) -> web.StreamResponse:
@@ -147,6 +168,10 @@ class Gateway:
             for name, (code, body) in failures.items():
                 warnings.append(f'299 - "cluster {name} left out: {body.get("message", code)}"')
             return self._json(200, fanout.merge(answers), warnings)
+        if len(answers) > 1:
+            resource, name = request.path.rsplit("/", 2)[-2:]
+            return self._json(409, status_body(409, "Conflict", fanout.ambiguous(
+                resource, name, sorted(answers))), warnings)
         for name, body in answers.items():
             return self._json(200, fanout.annotate(body, name), warnings)
         denied = [body for code, body in failures.values() if code != 404]

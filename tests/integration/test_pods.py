@@ -1,9 +1,12 @@
 """Pods through the gateway with the real kubectl 1.33: exec, attach, cp and port-forward
 pass through a `federation-<cluster>` context, over WebSocket (kubectl's default) and over
-SPDY (its fallback), as the calling user."""
+SPDY (its fallback), as the calling user; through the `federation` context a pod's log,
+exec, port-forward, label and delete go to the member that holds it, and ReplicaSets fan
+out."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -15,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import write_contexts
-from tests.kube import eventually, kubectl
+from federator.domain.fanout import CLUSTER_ANNOTATION
+from tests.integration.conftest import DEPLOYMENT, write_contexts
+from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
 pytestmark = pytest.mark.integration
@@ -129,3 +133,117 @@ def test_a_user_who_may_only_view_a_member_cannot_exec_there(
             assert 'User "pod-viewer"' in refused.stderr
     finally:
         kubectl(kubeconfig, MEMBER, "-n", NAMESPACE, "delete", "rolebinding", "pod-viewer")
+
+
+FEDERATED = "gw-hello"
+
+
+@pytest.fixture(scope="module")
+def hello(gateway: Path) -> Iterator[list[dict[str, Any]]]:
+    """A Deployment of 3 replicas applied through the federation context (one a member);
+    its pods as the federation lists them."""
+    kubectl(gateway, "federation", "create", "namespace", FEDERATED)
+    kubectl(gateway, "federation", "-n", FEDERATED, "apply", "-f", "-",
+            stdin=DEPLOYMENT.format(name="hello", replicas=3))
+    kubectl(gateway, "federation", "-n", FEDERATED, "rollout", "status",
+            "deployment/hello", "--timeout=180s")
+    pods = eventually(lambda: [p for p in get_json(gateway, "federation", "-n", FEDERATED,
+                                                   "pods", "-l", "app=hello")["items"]
+                               if p["status"].get("phase") == "Running"] or None,
+                      "hello's pods listed through the federation")
+    yield pods
+    kubectl(gateway, "federation", "delete", "namespace", FEDERATED, "--timeout=120s")
+
+
+def _cluster(pod: dict[str, Any]) -> str:
+    return str(pod["metadata"]["annotations"][CLUSTER_ANNOTATION])
+
+
+def test_logs_of_a_deployment_and_of_its_pods_by_label_through_the_federation(
+        gateway: Path, hello: list[dict[str, Any]]) -> None:
+    run = functools.partial(kubectl, gateway, "federation", "-n", FEDERATED)
+    one = hello[0]
+    name, cluster = one["metadata"]["name"], _cluster(one)
+    assert f"a container in {cluster}" in run("logs", f"pod/{name}").stdout
+    assert "a container in member-" in run("logs", "deploy/hello").stdout
+    prefixed = run("logs", "-l", "app=hello", "--prefix").stdout.splitlines()
+    for pod in hello:
+        assert (f"[pod/{pod['metadata']['name']}/app] federator lab: a container in "
+                f"{_cluster(pod)}") in prefixed
+    with subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
+                           "-n", FEDERATED, "logs", "-f", f"pod/{name}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as following:
+        seen = _printed(following)
+        try:
+            eventually(lambda: len(seen) >= 3, "three lines followed")
+        finally:
+            following.terminate()
+    assert seen[0] == f"federator lab: a container in {cluster}\n"
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_exec_and_port_forward_find_the_member_that_holds_the_pod(
+        gateway: Path, hello: list[dict[str, Any]], protocol: str) -> None:
+    env = PROTOCOLS[protocol]
+    for pod in hello:
+        done = kubectl(gateway, "federation", "-n", FEDERATED, "exec", pod["metadata"]["name"],
+                       "--", "pwd", env=env)
+        assert done.stdout.strip().endswith(f"/work/{_cluster(pod)}/exec")
+    with subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
+                           "-n", FEDERATED, "port-forward",
+                           f"pod/{hello[0]['metadata']['name']}", ":80"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, **env}) as forwarding:
+        seen = _printed(forwarding)
+        try:
+            port = eventually(lambda: next((m for line in seen for m in re.findall(
+                r"Forwarding from 127\.0\.0\.1:(\d+)", line)), None), "a forwarded port")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                        timeout=10) as reply:
+                assert reply.read() == b"ok"
+        finally:
+            forwarding.terminate()
+
+
+def test_label_delete_and_replicasets_of_a_federated_deployment(
+        gateway: Path, kubeconfig: Path, hello: list[dict[str, Any]]) -> None:
+    run = functools.partial(kubectl, gateway, "federation", "-n", FEDERATED)
+    pod = hello[-1]
+    name, cluster = pod["metadata"]["name"], _cluster(pod)
+    run("label", "pod", name, "touched=yes")
+    assert get_json(kubeconfig, cluster, "-n", FEDERATED, "pod", name)["metadata"][
+        "labels"]["touched"] == "yes"
+    # Deleted through the federation: the member's ReplicaSet makes another, and the
+    # plane's Deployment is fully available again.
+    run("delete", "pod", name, "--wait=true", "--timeout=60s")
+    assert kubectl(kubeconfig, cluster, "-n", FEDERATED, "get", "pod", name,
+                   check=False).returncode != 0
+    eventually(lambda: get_json(gateway, "federation", "-n", FEDERATED, "deployment",
+                                "hello")["status"].get("availableReplicas") == 3,
+               "hello available 3/3 again", attempts=600)
+    table = run("get", "rs", "-l", "app=hello").stdout.splitlines()
+    assert table[0].split()[:2] == ["CLUSTER", "NAME"]
+    assert {line.split()[0] for line in table[1:]} == {_cluster(p) for p in hello}
+
+
+def test_a_pod_name_in_two_members_is_a_conflict_naming_both(
+        gateway: Path, kubeconfig: Path, hello: list[dict[str, Any]]) -> None:
+    for member in ("member-1", "member-3"):
+        kubectl(kubeconfig, member, "create", "namespace", "gw-twice")
+        kubectl(kubeconfig, member, "apply", "-f", "-",
+                stdin=POD.replace("shell", "twin").replace(NAMESPACE, "gw-twice"))
+    try:
+        for args in (("logs", "twin"), ("get", "pod", "twin"), ("delete", "pod", "twin")):
+            done = kubectl(gateway, "federation", "-n", "gw-twice", *args, check=False)
+            assert done.returncode == 1
+            assert "more than one cluster (member-1, member-3)" in done.stderr, done.stderr
+            assert "federation-member-1, federation-member-3" in done.stderr
+        # (kubectl asks the plane for the namespace after a NotFound: one it holds.)
+        for args in (("get", "pod", "nobody"), ("delete", "pod", "nobody"),
+                     ("logs", "nobody")):
+            missing = kubectl(gateway, "federation", "-n", FEDERATED, *args, check=False)
+            assert 'pods "nobody" not found in any Ready cluster' in missing.stderr
+    finally:
+        for member in ("member-1", "member-3"):
+            kubectl(kubeconfig, member, "delete", "namespace", "gw-twice", "--wait=false")

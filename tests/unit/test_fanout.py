@@ -8,11 +8,14 @@ import pytest
 
 from federator.domain.fanout import (
     CLUSTER_ANNOTATION,
+    PodRequest,
+    ambiguous,
     composite_version,
     fans_out,
     is_collection,
     member_versions,
     merge,
+    pod_request,
     watch_event,
 )
 
@@ -29,9 +32,41 @@ from federator.domain.fanout import (
     ("GET", "/api/v1/namespaces/default/pods/web-1/log", False),
     ("DELETE", "/api/v1/namespaces/default/pods/web-1", False),
     ("GET", "/apis/apps/v1/deployments", False),
+    ("GET", "/apis/apps/v1/namespaces/default/replicasets", True),
+    ("GET", "/apis/apps/v1/replicasets", True),
+    ("GET", "/apis/apps/v1/namespaces/default/replicasets/web-5d8f", False),
+    ("POST", "/apis/apps/v1/namespaces/default/replicasets", False),
+    ("GET", "/apis/apps/v1beta2/namespaces/default/replicasets", False),
+    ("GET", "/api/v1/namespaces/default/replicasets", False),
 ])
 def test_what_fans_out(method: str, path: str, expected: bool) -> None:
     assert fans_out(method, path) is expected
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("GET", "/api/v1/namespaces/default/pods/web-1/log", PodRequest("default", "web-1", "log")),
+    ("POST", "/api/v1/namespaces/default/pods/web-1/exec",
+     PodRequest("default", "web-1", "exec")),
+    ("GET", "/api/v1/namespaces/team-a/pods/web-1/portforward",
+     PodRequest("team-a", "web-1", "portforward")),
+    ("POST", "/api/v1/namespaces/default/pods/web-1/eviction",
+     PodRequest("default", "web-1", "eviction")),
+    ("DELETE", "/api/v1/namespaces/default/pods/web-1", PodRequest("default", "web-1", None)),
+    ("PATCH", "/api/v1/namespaces/default/pods/web-1", PodRequest("default", "web-1", None)),
+    ("GET", "/api/v1/namespaces/default/pods/web-1", None),  # fans out
+    ("POST", "/api/v1/namespaces/default/pods", None),  # a new pod: made in the plane
+    ("DELETE", "/api/v1/namespaces/default/pods", None),
+    ("GET", "/api/v1/namespaces/default/pods/web-1/log/more", None),
+])
+def test_what_goes_to_the_member_holding_a_pod(method: str, path: str,
+                                               expected: PodRequest | None) -> None:
+    assert pod_request(method, path) == expected
+
+
+def test_an_ambiguous_name_names_each_cluster_and_its_context() -> None:
+    message = ambiguous("pods", "web-1", ["member-1", "member-3"])
+    assert "(member-1, member-3)" in message
+    assert "federation-member-1, federation-member-3" in message
 
 
 def test_collections() -> None:
