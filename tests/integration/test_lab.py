@@ -3,6 +3,7 @@ templates."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
@@ -218,3 +219,56 @@ def test_a_members_pods_serve_logs_exec_attach_port_forward_and_cp(
                 assert reply.read() == b"ok"
         finally:
             forwarding.terminate()
+
+
+def _sockets_of(pid: int) -> set[int]:
+    """The inodes of the sockets a process holds."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = str(fd.readlink())
+                if target.startswith("socket:["):
+                    found.add(int(target[8:-1]))
+    return found
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address of /proc/net/tcp{,6}: hex, in the kernel's byte order per 32-bit word."""
+    raw = bytes.fromhex(text)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    address = ipaddress.ip_address(words)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def test_nothing_of_the_lab_listens_or_connects_outside_loopback(
+        lab: ProcessLab, lab_spec: LabSpec, kubeconfig: Path) -> None:
+    """Every TCP socket of every lab process: listening on a loopback address (never on all
+    addresses), connected only to loopback ones; and the addresses the lab's nodes hand out
+    (InternalIP, ExternalIP) are loopback ones."""
+    _, records = lab.load()
+    ours = {inode: name for name, record in records.items()
+            for inode in _sockets_of(record.pid)}
+    seen = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            inode = int(fields[9])
+            if inode not in ours:
+                continue
+            local, remote = (_address(f.split(":")[0]) for f in fields[1:3])
+            listening = fields[3] == "0A"
+            seen.append((ours[inode], str(local), str(remote), listening))
+            assert local.is_loopback, (ours[inode], str(local))
+            assert remote.is_loopback or (listening and remote.is_unspecified), (
+                ours[inode], str(remote))
+    assert {listening for *_, listening in seen} == {True, False}  # both kinds were seen
+    assert {name for name, *_ in seen} >= {"etcd", "plane/kube-apiserver",
+                                          f"{lab_spec.members[0].name}/relay"}
+    for member in lab_spec.members:
+        for node in get_json(kubeconfig, member.name, "nodes")["items"]:
+            for address in node["status"]["addresses"]:
+                if address["type"] in ("InternalIP", "ExternalIP"):
+                    assert ipaddress.ip_address(address["address"]).is_loopback, address

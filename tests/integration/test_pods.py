@@ -6,6 +6,7 @@ out."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -183,13 +184,31 @@ def test_logs_of_a_deployment_and_of_its_pods_by_label_through_the_federation(
 
 
 @pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
-def test_exec_and_port_forward_find_the_member_that_holds_the_pod(
-        gateway: Path, hello: list[dict[str, Any]], protocol: str) -> None:
+def test_exec_cp_attach_and_port_forward_find_the_member_that_holds_the_pod(
+        gateway: Path, hello: list[dict[str, Any]], protocol: str, lab: Any,
+        tmp_path: Path) -> None:
     env = PROTOCOLS[protocol]
     for pod in hello:
         done = kubectl(gateway, "federation", "-n", FEDERATED, "exec", pod["metadata"]["name"],
                        "--", "pwd", env=env)
         assert done.stdout.strip().endswith(f"/work/{_cluster(pod)}/exec")
+    name, cluster = hello[0]["metadata"]["name"], _cluster(hello[0])
+    (lab.paths.work(cluster) / "exec" / "federated.txt").write_text(f"from {cluster}\n")
+    kubectl(gateway, "federation", "-n", FEDERATED, "cp", f"{name}:federated.txt",
+            str(tmp_path / "federated.txt"), env=env)
+    assert (tmp_path / "federated.txt").read_text() == f"from {cluster}\n"
+    with subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
+                           "-n", FEDERATED, "attach", name],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, **env}) as attached:
+        seen = _printed(attached)
+        try:
+            eventually(lambda: seen, "kubectl attach says it is attached")
+            with (lab.paths.work(cluster) / "containers.log").open("a") as log:
+                log.write(f"2026-12-05T01:00:00.000000000Z stdout F federated {protocol}\n")
+            eventually(lambda: f"federated {protocol}\n" in seen, "the line attached")
+        finally:
+            attached.terminate()
     with subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
                            "-n", FEDERATED, "port-forward",
                            f"pod/{hello[0]['metadata']['name']}", ":80"],
@@ -247,3 +266,32 @@ def test_a_pod_name_in_two_members_is_a_conflict_naming_both(
     finally:
         for member in ("member-1", "member-3"):
             kubectl(kubeconfig, member, "delete", "namespace", "gw-twice", "--wait=false")
+
+
+def _sleepers(marker: str) -> list[int]:
+    """PIDs of processes running `sleep <marker>`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (proc / "cmdline").read_bytes().split(b"\0")[:2] == [b"sleep",
+                                                                         marker.encode()]:
+                    found.append(int(proc.name))
+    return found
+
+
+def test_a_caller_that_goes_ends_the_command_in_the_member(
+        gateway: Path, hello: list[dict[str, Any]]) -> None:
+    """kubectl killed mid-exec: the gateway closes the member's side too, and the command
+    there ends (kwok stops it when its stream goes). Over SPDY: over WebSocket the member's
+    apiserver, which turns it into SPDY for the kubelet, keeps the command running after its
+    caller went, with or without federator in between (seen straight against a member)."""
+    protocol, marker = "spdy", "301"
+    with subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
+                           "-n", FEDERATED, "exec", hello[0]["metadata"]["name"], "--",
+                           "sleep", marker],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env={**os.environ, **PROTOCOLS[protocol]}) as caller:
+        eventually(lambda: _sleepers(marker), "the command running in the member")
+        caller.kill()
+    eventually(lambda: not _sleepers(marker), "the command ended with its caller")
