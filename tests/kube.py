@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +37,56 @@ def eventually(check: Any, what: str, attempts: int = 300) -> Any:
             return result
         time.sleep(0.2)
     raise AssertionError(f"never happened: {what}")
+
+
+def background(kubeconfig: Path, context: str, *args: str,
+               env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """kubectl left running (attach, port-forward, logs -f), its output in one pipe."""
+    return subprocess.Popen(["kubectl", f"--kubeconfig={kubeconfig}", f"--context={context}",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, **(env or {})})
+
+
+def printed(process: subprocess.Popen[str]) -> list[str]:
+    """The lines a process prints, gathered as they come (by a thread of their own)."""
+    seen: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        seen.extend(process.stdout)
+
+    threading.Thread(target=read, daemon=True).start()
+    return seen
+
+
+def attach_shows(kubeconfig: Path, context: str, namespace: str, pod: str, log: Path,
+                 text: str, env: dict[str, str] | None = None) -> None:
+    """`kubectl attach` to a lab pod shows a line written to the member's container log
+    (`log`) while it is attached."""
+    with background(kubeconfig, context, "-n", namespace, "attach", pod, env=env) as attached:
+        seen = printed(attached)
+        try:
+            eventually(lambda: seen, "kubectl attach says it is attached")
+            with log.open("a") as sink:
+                sink.write(f"2026-12-05T01:00:00.000000000Z stdout F {text}\n")
+            eventually(lambda: f"{text}\n" in seen, f"{text!r} shown by attach")
+        finally:
+            attached.terminate()
+
+
+def forward_answers(kubeconfig: Path, context: str, namespace: str, pod: str,
+                    env: dict[str, str] | None = None, requests: int = 1) -> None:
+    """`kubectl port-forward` to a lab pod: each request through the local port it opens
+    reaches what the lab's kubelet serves (kwok's /healthz answers ok)."""
+    with background(kubeconfig, context, "-n", namespace, "port-forward", f"pod/{pod}",
+                    ":8080", env=env) as forwarding:
+        seen = printed(forwarding)
+        try:
+            port = eventually(lambda: next((m for line in seen for m in re.findall(
+                r"Forwarding from 127\.0\.0\.1:(\d+)", line)), None), "a forwarded port")
+            for _ in range(requests):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                            timeout=10) as reply:
+                    assert reply.read() == b"ok"
+        finally:
+            forwarding.terminate()

@@ -141,7 +141,7 @@ def apiserver(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) 
         f"--service-cluster-ip-range={cidr}", "--authorization-mode=RBAC",
         "--allow-privileged=true", f"--cert-dir={paths.work(cluster)}", "--profiling=false",
         # Logs, exec, attach and port-forward go to the node's kubelet API (kwok's, through
-        # the relay) at its InternalIP, over TLS verified with the lab's CA.
+        # the node agent) at its InternalIP, over TLS verified with the lab's CA.
         "--kubelet-preferred-address-types=InternalIP",
         f"--kubelet-certificate-authority={_pki(paths, 'ca.crt')}",
         f"--kubelet-client-certificate={_pki(paths, 'admin.crt')}",
@@ -209,7 +209,9 @@ def scheduler(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) 
 def kwok(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) -> Component:
     """The member's fake kubelets: one kwok for all its nodes, serving their kubelet API
     (logs, exec, attach, port-forward) on 127.0.0.1 over TLS (and plain HTTP for its health);
-    exec runs in the member's scratch directory with only the lab's own tools on PATH."""
+    exec runs in the member's scratch directory with only the lab's own tools on PATH; a
+    pod's logs are what its `Logs` object names (kwok watches them: the definition is
+    installed before kwok starts)."""
     port = spec.ports(cluster).kwok
     index = spec.cluster_names.index(cluster)
     argv = (
@@ -221,6 +223,7 @@ def kwok(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) -> Co
         f"--tls-cert-file={_pki(paths, f'kubelet-{cluster}.crt')}",
         f"--tls-private-key-file={_pki(paths, f'kubelet-{cluster}.key')}",
         f"--config={kwok_config(paths, cluster)}",
+        "--enable-crds=Logs",  # a pod's own logs (federator.lab.podlogs), else the member's
         # Nodes keep a Lease, renewed by kwok; without one, their status heartbeats come too
         # seldom for the node controller, which then marks them NotReady now and then.
         "--node-lease-duration-seconds=40",
@@ -230,18 +233,26 @@ def kwok(spec: LabSpec, paths: LabPaths, binaries: Binaries, cluster: str) -> Co
                      env=(("PATH", str(exec_tools(paths))),))
 
 
-def relay(spec: LabSpec, paths: LabPaths, cluster: str) -> Component:
-    """Each node's address (its InternalIP and kubelet port) carried to the member's kwok;
-    healthy once kwok answers through the first node's."""
+def node_agent(spec: LabSpec, paths: LabPaths, cluster: str) -> Component:
+    """`federator.lab.nodes`: each node's address (its InternalIP and kubelet port) carried to
+    the member's kwok, and each pod's container logs written; healthy once kwok answers
+    through the first node's address."""
     port = spec.ports(cluster).kwok
     index = spec.cluster_names.index(cluster)
     hosts = tuple(node_address(index, n) for n in range(1, len(spec.member(cluster).node_pods())
                                                         + 1))
-    argv = (sys.executable, "-m", "federator.lab.relay",
+    argv = (sys.executable, "-m", "federator.lab.nodes",
+            f"--kubeconfig={component_kubeconfig(paths, cluster)}", f"--cluster={cluster}",
+            f"--logs={pod_logs(paths, cluster)}",
             *(f"{host}:{port}=127.0.0.1:{port}" for host in hosts))
-    return Component(f"{cluster}/relay", cluster, argv,
+    return Component(f"{cluster}/nodes", cluster, argv,
                      Health(f"http://{hosts[0]}:{port}/healthz", tls=False), (port,), stage=3,
                      hosts=hosts)
+
+
+def pod_logs(paths: LabPaths, cluster: str) -> Path:
+    """Where each pod's container logs are written (a file per container)."""
+    return paths.work(cluster) / "pod-logs"
 
 
 def kwok_config(paths: LabPaths, cluster: str) -> Path:
@@ -305,7 +316,8 @@ def components(spec: LabSpec, paths: LabPaths, binaries: Binaries) -> list[Compo
         result.append(controller_manager(spec, paths, binaries, member.name))
         if member.workloads:
             result += [scheduler(spec, paths, binaries, member.name),
-                       kwok(spec, paths, binaries, member.name), relay(spec, paths, member.name)]
+                       kwok(spec, paths, binaries, member.name),
+                       node_agent(spec, paths, member.name)]
     return result
 
 

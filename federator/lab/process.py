@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from federator.lab import layout
+from federator.lab import layout, podlogs
 from federator.lab.errors import LabError
 from federator.lab.layout import Component, Health, LabPaths
 from federator.lab.spec import PLANE, LabSpec
@@ -187,6 +187,8 @@ class ProcessLab:
                 batch = [c for c in plan if c.stage == stage]
                 self._start(spec, [c for c in batch if c.name not in records], records, started)
                 self._wait_healthy(batch, records)
+                if stage == 1:  # the apiservers answer: what kwok reads when it starts
+                    self._define_pod_logs(spec)
             self._add_nodes(spec)
         except BaseException:
             self._stop([n for n in reversed(started)], records)
@@ -308,6 +310,15 @@ class ProcessLab:
             raise LabError(step, f"kubectl {' '.join(args[:2])} in {context}: "
                            f"{done.stderr.strip().splitlines()[-1] if done.stderr else 'failed'}")
         return done.stdout
+
+    def _define_pod_logs(self, spec: LabSpec) -> None:
+        for member in spec.members:
+            if member.workloads:
+                self.kubectl(member.name, "apply", "-f", "-", stdin=json.dumps(podlogs.crd()),
+                             step=f"kwok's Logs in {member.name}")
+                self.kubectl(member.name, "wait", "--for=condition=Established",
+                             "crd/logs.kwok.x-k8s.io", "--timeout=60s",
+                             step=f"kwok's Logs in {member.name}")
 
     def _add_nodes(self, spec: LabSpec) -> None:
         """Create each member's kwok nodes and wait until they are Ready and pods can be made."""

@@ -1,10 +1,9 @@
 """Node addresses of the process lab. Every kwok node has a loopback address of its own (its
 InternalIP, where the member's apiserver reaches the node's kubelet API for logs, exec,
 attach and port-forward); one kwok serves all the nodes of a member, on one address. This
-relay listens on each node's address and carries the bytes of every connection to the
-member's kwok and back, untouched (TLS passes through, so does any upgraded stream).
-
-    python -m federator.lab.relay 127.10.1.1:27443=127.0.0.1:27443 [...]
+relay (run by `federator.lab.nodes`) listens on each node's address and carries the bytes
+of every connection to the member's kwok and back, untouched (TLS passes through, so does
+any upgraded stream).
 
 Both sides of every route must be loopback addresses (127.0.0.0/8): the lab never listens on
 nor connects to any other."""
@@ -15,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import ipaddress
-import sys
 from dataclasses import dataclass
 
 CHUNK = 64 * 1024
@@ -114,31 +112,3 @@ class Relay:
         await asyncio.gather(*self._carrying, return_exceptions=True)
         for server in self.servers:
             await server.wait_closed()
-
-
-async def _serve(routes: list[Route]) -> None:
-    relay = Relay(routes)
-    await relay.start()
-    await asyncio.Event().wait()
-
-
-def main(argv: list[str]) -> int:
-    try:
-        routes = [parse(arg) for arg in argv]
-    except RouteError as exc:
-        print(f"federator lab relay: {exc}", file=sys.stderr)
-        return 2
-    if not routes:
-        print("federator lab relay: give at least one LISTEN_HOST:PORT=TARGET_HOST:PORT",
-              file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(_serve(routes))
-    except OSError as exc:
-        print(f"federator lab relay: cannot listen: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -6,10 +6,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
-import re
-import subprocess
-import threading
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,7 +13,7 @@ import pytest
 from federator.domain.naming import REGION_LABEL, ZONE_LABEL
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec
-from tests.kube import eventually, get_json, kubectl
+from tests.kube import attach_shows, forward_answers, get_json, kubectl
 
 pytestmark = pytest.mark.integration
 
@@ -138,33 +134,10 @@ spec:
 """
 
 
-def _printed(process: subprocess.Popen[str]) -> list[str]:
-    """The lines a process prints, gathered as they come (by a thread of their own)."""
-    seen: list[str] = []
-
-    def read() -> None:
-        assert process.stdout is not None
-        seen.extend(process.stdout)
-
-    threading.Thread(target=read, daemon=True).start()
-    return seen
-
-
-def _forwarded_port(process: subprocess.Popen[str]) -> int:
-    """The local port `kubectl port-forward` printed that it forwards from."""
-    assert process.stdout is not None
-    for _ in range(20):
-        line = process.stdout.readline()
-        found = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
-        if found:
-            return int(found.group(1))
-    raise AssertionError("kubectl port-forward said nothing of a local port")
-
-
 def test_a_members_pods_serve_logs_exec_attach_port_forward_and_cp(
         lab: ProcessLab, lab_spec: LabSpec, kubeconfig: Path, tmp_path: Path) -> None:
     """Straight to a member, as through any cluster: the member's apiserver reaches the
-    pod's node at its loopback InternalIP (the relay, then kwok) over TLS."""
+    pod's node at its loopback InternalIP (the node agent, then kwok) over TLS."""
     member = lab_spec.members[1].name
     kubectl(kubeconfig, member, "create", "namespace", "lab-kubelet")
     kubectl(kubeconfig, member, "apply", "-f", "-", stdin=POD)
@@ -175,8 +148,9 @@ def test_a_members_pods_serve_logs_exec_attach_port_forward_and_cp(
     assert ipaddress.ip_address(pod["status"]["hostIP"]).is_loopback
     assert ipaddress.ip_address(pod["status"]["podIP"]).is_private  # nothing connects there
 
-    assert f"a container in {member}" in run("logs", "kubelet-api").stdout
-    assert run("logs", "kubelet-api", "--tail=1").stdout == f"{member}: serving\n"
+    assert run("logs", "kubelet-api").stdout.splitlines()[0] == (
+        f"federator lab: container app of pod lab-kubelet/kubelet-api in {member}")
+    assert run("logs", "kubelet-api", "--tail=1").stdout == "kubelet-api: serving\n"
 
     assert run("exec", "kubelet-api", "--", "echo", "hello", "there").stdout == "hello there\n"
     # kwok answers a command's failure as an error that carries its exit status (a kubelet
@@ -195,30 +169,9 @@ def test_a_members_pods_serve_logs_exec_attach_port_forward_and_cp(
     assert (tmp_path / "report.txt").read_text() == "from the pod\n"
 
     # attach shows what the container writes from then on (the lab's container log).
-    with subprocess.Popen(
-            ["kubectl", f"--kubeconfig={kubeconfig}", f"--context={member}", "-n",
-             "lab-kubelet", "attach", "kubelet-api"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as attached:
-        seen = _printed(attached)
-        try:
-            eventually(lambda: seen, "kubectl attach says it is attached")
-            with (lab.paths.work(member) / "containers.log").open("a") as log:
-                log.write("2026-12-05T01:00:00.000000000Z stdout F written while attached\n")
-            eventually(lambda: "written while attached\n" in seen, "the new line attached")
-        finally:
-            attached.terminate()
-
-    with subprocess.Popen(
-            ["kubectl", f"--kubeconfig={kubeconfig}", f"--context={member}", "-n",
-             "lab-kubelet", "port-forward", "pod/kubelet-api", ":8080"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as forwarding:
-        try:
-            port = _forwarded_port(forwarding)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
-                                        timeout=10) as reply:
-                assert reply.read() == b"ok"
-        finally:
-            forwarding.terminate()
+    attach_shows(kubeconfig, member, "lab-kubelet", "kubelet-api",
+                 lab.paths.work(member) / "containers.log", "written while attached")
+    forward_answers(kubeconfig, member, "lab-kubelet", "kubelet-api")
 
 
 def _sockets_of(pid: int) -> set[int]:
@@ -266,7 +219,7 @@ def test_nothing_of_the_lab_listens_or_connects_outside_loopback(
                 ours[inode], str(remote))
     assert {listening for *_, listening in seen} == {True, False}  # both kinds were seen
     assert {name for name, *_ in seen} >= {"etcd", "plane/kube-apiserver",
-                                          f"{lab_spec.members[0].name}/relay"}
+                                          f"{lab_spec.members[0].name}/nodes"}
     for member in lab_spec.members:
         for node in get_json(kubeconfig, member.name, "nodes")["items"]:
             for address in node["status"]["addresses"]:

@@ -45,7 +45,7 @@ def test_down_leaves_no_process_and_no_listening_port(tmp_path: Path) -> None:
 
 def _up_stop_pause_status_down(lab: ProcessLab, root: Path, spec: LabSpec) -> None:
     _, records = lab.load()
-    # etcd, 2 apiservers, plane kcm, member kcm, scheduler, kwok, relay
+    # etcd, 2 apiservers, plane kcm, member kcm, scheduler, kwok, nodes
     assert len(records) == 8
     assert all(r.alive() for r in records.values())
     ours = set(spec.all_ports())

@@ -9,10 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import subprocess
-import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,15 @@ import pytest
 
 from federator.domain.fanout import CLUSTER_ANNOTATION
 from tests.integration.conftest import DEPLOYMENT, write_contexts
-from tests.kube import eventually, get_json, kubectl
+from tests.kube import (
+    attach_shows,
+    background,
+    eventually,
+    forward_answers,
+    get_json,
+    kubectl,
+    printed,
+)
 from tests.serving import Serve
 
 pytestmark = pytest.mark.integration
@@ -51,25 +56,6 @@ def pod(kubeconfig: Path, federation: Path) -> Iterator[str]:
     kubectl(kubeconfig, MEMBER, "delete", "namespace", NAMESPACE, "--wait=false")
 
 
-def _printed(process: subprocess.Popen[str]) -> list[str]:
-    """The lines a process prints, gathered as they come (by a thread of their own)."""
-    seen: list[str] = []
-
-    def read() -> None:
-        assert process.stdout is not None
-        seen.extend(process.stdout)
-
-    threading.Thread(target=read, daemon=True).start()
-    return seen
-
-
-def _background(gateway: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(["kubectl", f"--kubeconfig={gateway}",
-                             f"--context=federation-{MEMBER}", "-n", NAMESPACE, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **env})
-
-
 @pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 def test_exec_cp_attach_and_port_forward_through_a_members_context(
         gateway: Path, pod: str, lab: Any, protocol: str, tmp_path: Path) -> None:
@@ -93,27 +79,9 @@ def test_exec_cp_attach_and_port_forward_through_a_members_context(
     run("cp", f"{pod}:{protocol}.txt", str(tmp_path / "copied.txt"))
     assert (tmp_path / "copied.txt").read_text() == f"copied by {protocol}\n"
 
-    with _background(gateway, env, "attach", pod) as attached:
-        seen = _printed(attached)
-        try:
-            eventually(lambda: seen, "kubectl attach says it is attached")
-            with (lab.paths.work(MEMBER) / "containers.log").open("a") as log:
-                log.write(f"2026-12-05T01:00:00.000000000Z stdout F attached by {protocol}\n")
-            eventually(lambda: f"attached by {protocol}\n" in seen, "the line attached")
-        finally:
-            attached.terminate()
-
-    with _background(gateway, env, "port-forward", f"pod/{pod}", ":8080") as forwarding:
-        seen = _printed(forwarding)
-        try:
-            found = eventually(lambda: next((m for line in seen for m in re.findall(
-                r"Forwarding from 127\.0\.0\.1:(\d+)", line)), None), "a forwarded port")
-            for _ in range(2):  # two connections through one forward
-                with urllib.request.urlopen(f"http://127.0.0.1:{found}/healthz",
-                                            timeout=10) as reply:
-                    assert reply.read() == b"ok"
-        finally:
-            forwarding.terminate()
+    attach_shows(gateway, f"federation-{MEMBER}", NAMESPACE, pod,
+                 lab.paths.work(MEMBER) / "containers.log", f"attached by {protocol}", env)
+    forward_answers(gateway, f"federation-{MEMBER}", NAMESPACE, pod, env, requests=2)
 
 
 def test_a_user_who_may_only_view_a_member_cannot_exec_there(
@@ -165,22 +133,22 @@ def test_logs_of_a_deployment_and_of_its_pods_by_label_through_the_federation(
     run = functools.partial(kubectl, gateway, "federation", "-n", FEDERATED)
     one = hello[0]
     name, cluster = one["metadata"]["name"], _cluster(one)
-    assert f"a container in {cluster}" in run("logs", f"pod/{name}").stdout
-    assert "a container in member-" in run("logs", "deploy/hello").stdout
+    said = f"federator lab: container app of pod {FEDERATED}/{name} in {cluster}"
+    assert run("logs", f"pod/{name}").stdout.splitlines()[0] == said
+    assert f"of pod {FEDERATED}/hello-" in run("logs", "deploy/hello").stdout
     prefixed = run("logs", "-l", "app=hello", "--prefix").stdout.splitlines()
     for pod in hello:
-        assert (f"[pod/{pod['metadata']['name']}/app] federator lab: a container in "
-                f"{_cluster(pod)}") in prefixed
-    with subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
-                           "-n", FEDERATED, "logs", "-f", f"pod/{name}"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as following:
-        seen = _printed(following)
+        other = pod["metadata"]["name"]
+        assert (f"[pod/{other}/app] federator lab: container app of pod {FEDERATED}/{other} "
+                f"in {_cluster(pod)}") in prefixed
+    with background(gateway, "federation", "-n", FEDERATED, "logs", "-f",
+                    f"pod/{name}") as following:
+        seen = printed(following)
         try:
             eventually(lambda: len(seen) >= 3, "three lines followed")
         finally:
             following.terminate()
-    assert seen[0] == f"federator lab: a container in {cluster}\n"
+    assert seen[0] == said + "\n"
 
 
 @pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
@@ -197,32 +165,9 @@ def test_exec_cp_attach_and_port_forward_find_the_member_that_holds_the_pod(
     kubectl(gateway, "federation", "-n", FEDERATED, "cp", f"{name}:federated.txt",
             str(tmp_path / "federated.txt"), env=env)
     assert (tmp_path / "federated.txt").read_text() == f"from {cluster}\n"
-    with subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
-                           "-n", FEDERATED, "attach", name],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, **env}) as attached:
-        seen = _printed(attached)
-        try:
-            eventually(lambda: seen, "kubectl attach says it is attached")
-            with (lab.paths.work(cluster) / "containers.log").open("a") as log:
-                log.write(f"2026-12-05T01:00:00.000000000Z stdout F federated {protocol}\n")
-            eventually(lambda: f"federated {protocol}\n" in seen, "the line attached")
-        finally:
-            attached.terminate()
-    with subprocess.Popen(["kubectl", f"--kubeconfig={gateway}", "--context=federation",
-                           "-n", FEDERATED, "port-forward",
-                           f"pod/{hello[0]['metadata']['name']}", ":80"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, **env}) as forwarding:
-        seen = _printed(forwarding)
-        try:
-            port = eventually(lambda: next((m for line in seen for m in re.findall(
-                r"Forwarding from 127\.0\.0\.1:(\d+)", line)), None), "a forwarded port")
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
-                                        timeout=10) as reply:
-                assert reply.read() == b"ok"
-        finally:
-            forwarding.terminate()
+    attach_shows(gateway, "federation", FEDERATED, name,
+                 lab.paths.work(cluster) / "containers.log", f"federated {protocol}", env)
+    forward_answers(gateway, "federation", FEDERATED, name, env)
 
 
 def test_label_delete_and_replicasets_of_a_federated_deployment(

@@ -29,7 +29,7 @@ def test_components_in_start_order() -> None:
     assert "plane/kube-scheduler" not in names
     assert "plane/kwok" not in names
     assert len(names) == 1 + 4 + 1 + 3 * 4
-    assert names.index("member-2/relay") > names.index("member-2/kwok")
+    assert names.index("member-2/nodes") > names.index("member-2/kwok")
 
 
 def test_every_cluster_has_its_own_etcd_prefix_port_and_key() -> None:
@@ -57,15 +57,17 @@ def test_ports_of_components_match_the_spec() -> None:
 
 def test_each_node_is_reached_at_its_own_loopback_address() -> None:
     """The member's apiserver asks a node's kubelet API at its InternalIP and kwok's port;
-    the relay listens on every such address and carries it to the member's kwok."""
+    the node agent listens on every such address and carries it to the member's kwok."""
     relay = next(c for c in layout.components(SPEC, PATHS, BINARIES)
-                 if c.name == "member-2/relay")
+                 if c.name == "member-2/nodes")
     kwok_port = SPEC.ports("member-2").kwok
     nodes = layout.nodes(SPEC.member("member-2"), 2, kwok_port)
     internal = [next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
                 for n in nodes]
     assert internal == ["127.10.2.1", "127.10.2.2"] == list(relay.hosts)
     assert relay.ports == (kwok_port,)
+    assert "--enable-crds=Logs" in next(c for c in layout.components(SPEC, PATHS, BINARIES)
+                                        if c.name == "member-2/kwok").argv
     assert relay.argv[-2:] == (f"127.10.2.1:{kwok_port}=127.0.0.1:{kwok_port}",
                                f"127.10.2.2:{kwok_port}=127.0.0.1:{kwok_port}")
     assert [n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] for n in nodes] == [

@@ -4,10 +4,12 @@ loopback only."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from federator.lab.relay import Relay, Route, RouteError, main, parse
+from federator.lab.nodes import main
+from federator.lab.relay import Relay, Route, RouteError, parse
 
 
 def test_routes_are_loopback_only() -> None:
@@ -23,8 +25,9 @@ def test_routes_are_loopback_only() -> None:
 
 
 def test_a_bad_route_is_refused_before_anything_listens(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["127.0.0.1:1234=8.8.8.8:53"]) == 2
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["--kubeconfig", str(tmp_path / "k"), "--cluster", "member-1", "--logs",
+                 str(tmp_path), "127.0.0.1:1234=8.8.8.8:53"]) == 2
     assert "8.8.8.8 is not a loopback address" in capsys.readouterr().err
 
 
