@@ -12,8 +12,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-import structlog
-
 from federator.kube.client import KubeClient
 from federator.kube.kubeconfig import CredentialsError, load_credentials
 from federator.lab.podlogs import PodLogs
@@ -38,7 +36,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--logs", type=Path, required=True)
     parser.add_argument("routes", nargs="+", metavar="LISTEN_HOST:PORT=TARGET_HOST:PORT")
     args = parser.parse_args(argv)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:
         routes = [parse(route) for route in args.routes]
         asyncio.run(_serve(routes, args.kubeconfig, args.cluster, args.logs))
