@@ -66,6 +66,7 @@ def test_exec_cp_attach_and_port_forward_through_a_members_context(
         return kubectl(gateway, f"federation-{MEMBER}", "-n", NAMESPACE, *args, stdin=stdin,
                        check=check, env=env)
 
+    assert run("logs", pod, "--tail=1").stdout == f"{pod}: serving\n"
     assert run("exec", pod, "--", "echo", protocol).stdout == f"{protocol}\n"
     failed = run("exec", pod, "--", "ls", "no-such-file", check=False)
     assert failed.returncode == 1 and "exit status 2" in failed.stderr
