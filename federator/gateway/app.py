@@ -19,7 +19,7 @@ from federator.domain.dns import RecordSet
 from federator.gateway import api, paths, upgrade
 from federator.gateway.auth import USER, User, user_of_certificate, user_of_token
 from federator.gateway.pods import Pods
-from federator.gateway.proxy import forward, request_headers
+from federator.gateway.proxy import ask, forward, request_headers
 from federator.gateway.status import status_body, status_response
 from federator.kube.client import KubeClient, KubeError
 
@@ -117,11 +117,17 @@ class Gateway:
             return status_response(503, "ServiceUnavailable",
                                    f"cluster {at.cluster} is not Ready: {member.health.reason} "
                                    f"{member.health.message}".strip())
-        if upgrade.is_upgrade(request):  # exec, attach, port-forward
-            return await upgrade.carry(request, member.client, at.target.path_qs, user,
-                                       f"cluster {at.cluster}")
-        return await forward(request, member.client, at.target.path_qs, user,
-                             f"cluster {at.cluster}")
+        return await self._to_member(request, member.client, at.target.path_qs, user,
+                                     f"cluster {at.cluster}")
+
+    @staticmethod
+    async def _to_member(request: web.Request, client: KubeClient, path_qs: str, user: User,
+                         what: str) -> web.StreamResponse:
+        """A request passed to a member as it came; an upgrade (exec, attach, port-forward)
+        carried as its own connection."""
+        if upgrade.is_upgrade(request):
+            return await upgrade.carry(request, client, path_qs, user, what)
+        return await forward(request, client, path_qs, user, what)
 
     async def _pod(self, request: web.Request, user: User, pod: fanout.PodRequest,
                    target: paths.Target) -> web.StreamResponse:
@@ -130,10 +136,8 @@ class Gateway:
         if isinstance(found, web.StreamResponse):
             return found
         assert found.member.client is not None
-        what = f"cluster {found.cluster}"
-        if upgrade.is_upgrade(request):  # exec, attach, port-forward
-            return await upgrade.carry(request, found.member.client, target.path_qs, user, what)
-        answer = await forward(request, found.member.client, target.path_qs, user, what)
+        answer = await self._to_member(request, found.member.client, target.path_qs, user,
+                                       f"cluster {found.cluster}")
         if answer.status == 404:
             self.pods.forget(pod.namespace, pod.name)  # gone, or moved: asked afresh
         return answer
@@ -148,7 +152,7 @@ class Gateway:
         if query.get("watch") in ("true", "1"):
             return await self._watch_all(request, members, query, headers)
         target = str(yarl.URL.build(path=request.path, query=query))
-        results = await asyncio.gather(*(self._ask(m, target, headers)
+        results = await asyncio.gather(*(ask(m, target, headers, self.member_timeout)
                                          for m in members.values()))
         answers: dict[str, dict[str, Any]] = {}
         failures: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -264,24 +268,6 @@ class Gateway:
             for task in tasks.values():
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
-
-    async def _ask(self, member: Member, target: str, headers: list[tuple[str, str]]
-                   ) -> tuple[int, dict[str, Any]]:
-        """(status, decoded body) of one member; status 0 if it did not answer in time."""
-        assert member.client is not None
-        try:
-            async with asyncio.timeout(self.member_timeout):
-                async with member.client.forward("GET", target, headers, None) as answer:
-                    text = await answer.text()
-        except TimeoutError:
-            return 0, {"message": f"no answer within {self.member_timeout:g}s"}
-        except KubeError as exc:
-            return 0, {"message": exc.message}
-        try:
-            body = json.loads(text)
-        except ValueError:
-            return 0, {"message": f"answered {answer.status} without JSON"}
-        return answer.status, body if isinstance(body, dict) else {}
 
     @staticmethod
     def _json(code: int, body: dict[str, Any], warnings: list[str]) -> web.Response:

@@ -16,9 +16,8 @@ from aiohttp import web
 from federator.clusters.registry import Member, Registry
 from federator.domain import fanout
 from federator.gateway.auth import User
-from federator.gateway.proxy import impersonation
+from federator.gateway.proxy import ask, impersonation
 from federator.gateway.status import status_response
-from federator.kube.client import KubeError
 
 REMEMBERED = 4096  # pods whose member is remembered, the least recently used forgotten
 Key = tuple[str, str]  # (namespace, name)
@@ -65,7 +64,7 @@ class Pods:
             return status_response(503, "ServiceUnavailable", "no cluster is Ready")
         path = f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}"
         headers = [*impersonation(user), ("Accept", "application/json")]
-        answers = await asyncio.gather(*(self._ask(m, path, headers)
+        answers = await asyncio.gather(*(ask(m, path, headers, self.member_timeout)
                                          for m in members.values()))
         holders = [n for n, (code, _) in zip(members, answers, strict=True) if code == 200]
         if len(holders) > 1:
@@ -78,25 +77,9 @@ class Pods:
         refused = [(code, body) for code, body in answers if code not in (0, 404)]
         if refused:  # e.g. 403: the caller may not read pods there
             code, body = refused[0]
-            return web.Response(status=code, text=body, content_type="application/json")
+            return web.Response(status=code, text=json.dumps(body),
+                                content_type="application/json")
         silent = [n for n, (code, _) in zip(members, answers, strict=True) if code == 0]
         more = f" ({', '.join(silent)} did not answer)" if silent else ""
         return status_response(404, "NotFound",
                                f'pods "{pod.name}" not found in any Ready cluster{more}')
-
-    async def _ask(self, member: Member, path: str, headers: list[tuple[str, str]]
-                   ) -> tuple[int, str]:
-        """(status, body) of one member's answer; 0 if it gave none in time."""
-        assert member.client is not None
-        try:
-            async with asyncio.timeout(self.member_timeout):
-                async with member.client.forward("GET", path, headers, None) as answer:
-                    body = await answer.text()
-        except (TimeoutError, KubeError):
-            return 0, ""
-        if answer.status not in (200, 404):
-            try:
-                json.loads(body)
-            except ValueError:
-                return 0, ""
-        return answer.status, body

@@ -4,15 +4,19 @@ answer streamed back (watches for as long as they last) with its status and head
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
 
+from federator.clusters.registry import Member
 from federator.gateway.auth import User
 from federator.gateway.status import status_response
-from federator.kube.client import KubeClient, Unreachable
+from federator.kube.client import KubeClient, KubeError, Unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -80,3 +84,23 @@ async def forward(request: web.Request, upstream: KubeClient, path_qs: str, user
             return reply  # it broke off mid-stream: the client sees the stream end
         return status_response(503, "ServiceUnavailable",
                                f"{what} did not answer: {exc.message}")
+
+
+async def ask(member: Member, target: str, headers: list[tuple[str, str]], timeout: float
+              ) -> tuple[int, dict[str, Any]]:
+    """A GET of one member read whole: (status, decoded body); status 0 if it gave no JSON
+    answer within `timeout` (the body's message says why)."""
+    assert member.client is not None
+    try:
+        async with asyncio.timeout(timeout):
+            async with member.client.forward("GET", target, headers, None) as answer:
+                text = await answer.text()
+    except TimeoutError:
+        return 0, {"message": f"no answer within {timeout:g}s"}
+    except KubeError as exc:
+        return 0, {"message": exc.message}
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return 0, {"message": f"answered {answer.status} without JSON"}
+    return answer.status, body if isinstance(body, dict) else {}

@@ -92,11 +92,15 @@ class KubeClient:
         headers = {"User-Agent": "federator", "Accept": "application/json"}
         if self.credentials.token:
             headers["Authorization"] = f"Bearer {self.credentials.token}"
-        if self._ssl is None:
-            self._ssl = self.credentials.ssl_context()
-        connector = aiohttp.TCPConnector(ssl=self._ssl, limit=limit)
+        connector = aiohttp.TCPConnector(ssl=self._ssl_context(), limit=limit)
         return aiohttp.ClientSession(headers=headers, connector=connector,
                                      cookie_jar=aiohttp.DummyCookieJar())
+
+    def _ssl_context(self) -> ssl.SSLContext | bool:
+        """One SSL context for every connection of this client (its pools and upgrades)."""
+        if self._ssl is None:
+            self._ssl = self.credentials.ssl_context()
+        return self._ssl
 
     def _open(self) -> aiohttp.ClientSession:
         """The pool of requests, at most `pool_size` connections."""
@@ -222,9 +226,8 @@ class KubeClient:
         head, and the connection to go on with. No answer within the client's timeout:
         Unreachable."""
         url = self.url(path_qs, encoded=True)
-        if self._ssl is None:
-            self._ssl = self.credentials.ssl_context()
-        context = self._ssl if isinstance(self._ssl, ssl.SSLContext) else None
+        found = self._ssl_context()
+        context = found if isinstance(found, ssl.SSLContext) else None
         lines = [f"{method} {url.raw_path_qs} HTTP/1.1", f"Host: {url.raw_authority}"]
         if self.credentials.token:
             lines.append(f"Authorization: Bearer {self.credentials.token}")
