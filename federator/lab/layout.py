@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,13 @@ def node_address(index: int, node: int) -> str:
 
 def node_external_address(index: int, node: int) -> str:
     return f"127.20.{index}.{node}"
+
+
+def node_addresses(spec: LabSpec, cluster: str) -> tuple[str, ...]:
+    """The InternalIPs of a member's nodes, in order."""
+    index = spec.cluster_names.index(cluster)
+    count = len(spec.member(cluster).node_pods())
+    return tuple(node_address(index, n) for n in range(1, count + 1))
 
 
 def _pki(paths: LabPaths, name: str) -> str:
@@ -238,9 +246,7 @@ def node_agent(spec: LabSpec, paths: LabPaths, cluster: str) -> Component:
     the member's kwok, and each pod's container logs written; healthy once kwok answers
     through the first node's address."""
     port = spec.ports(cluster).kwok
-    index = spec.cluster_names.index(cluster)
-    hosts = tuple(node_address(index, n) for n in range(1, len(spec.member(cluster).node_pods())
-                                                        + 1))
+    hosts = node_addresses(spec, cluster)
     argv = (sys.executable, "-m", "federator.lab.nodes",
             f"--kubeconfig={component_kubeconfig(paths, cluster)}", f"--cluster={cluster}",
             f"--logs={pod_logs(paths, cluster)}",
@@ -299,12 +305,18 @@ def kwok_objects(spec: LabSpec, paths: LabPaths, cluster: str) -> list[dict[str,
     ]
 
 
-def container_log_lines(cluster: str, when: str) -> str:
-    """What every container of a member logged, in the runtime's log format (time, stream,
-    tag, text): a few lines that name the cluster."""
-    lines = [f"federator lab: a container in {cluster}", f"{cluster}: started",
-             f"{cluster}: serving"]
-    return "".join(f"{when} stdout F {line}\n" for line in lines)
+def runtime_log(said: list[str], seconds: float) -> str:
+    """Lines as a container runtime keeps a container's log, which kwok reads: time (UTC,
+    nanoseconds), stream, tag (F: a full line), text."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime(seconds))
+    return "".join(f"{when} stdout F {line}\n" for line in said)
+
+
+def container_log_lines(cluster: str, seconds: float) -> str:
+    """What attach shows of every container of a member (the lines written to the member's
+    log later), and what a pod without its own logs shows: a few lines naming the cluster."""
+    return runtime_log([f"federator lab: a container in {cluster}", f"{cluster}: started",
+                        f"{cluster}: serving"], seconds)
 
 
 def components(spec: LabSpec, paths: LabPaths, binaries: Binaries) -> list[Component]:

@@ -14,17 +14,16 @@ import structlog
 
 from federator.kube.client import KubeClient, KubeError, Object
 from federator.kube.watching import Reflector
+from federator.lab.layout import KWOK_API, runtime_log
 
 log = structlog.get_logger(__name__)
 
-KWOK_API = "kwok.x-k8s.io/v1alpha1"
 
 
-def lines(cluster: str, namespace: str, pod: str, container: str, when: str) -> str:
-    """A container's log, in the runtime's format (time, stream, tag, text)."""
-    said = [f"federator lab: container {container} of pod {namespace}/{pod} in {cluster}",
-            f"{pod}: started", f"{pod}: serving"]
-    return "".join(f"{when} stdout F {line}\n" for line in said)
+def lines(cluster: str, namespace: str, pod: str, container: str, seconds: float) -> str:
+    """A container's log, in the runtime's format (see layout.runtime_log)."""
+    return runtime_log([f"federator lab: container {container} of pod {namespace}/{pod} in "
+                        f"{cluster}", f"{pod}: started", f"{pod}: serving"], seconds)
 
 
 def file_of(directory: Path, namespace: str, pod: str, container: str) -> Path:
@@ -65,7 +64,7 @@ class PodLogs:
         if key in self.written:
             return
         containers = [str(c["name"]) for c in (pod.get("spec") or {}).get("containers") or []]
-        when = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+        when = time.time()
         files = {c: file_of(self.directory, *key, c) for c in containers}
         for container, path in files.items():
             if not path.exists():

@@ -210,7 +210,7 @@ class ProcessLab:
             self.pki.service_account_key(cluster)
             self.paths.work(cluster).mkdir(parents=True, exist_ok=True)
             if cluster != PLANE and spec.member(cluster).workloads:
-                self._prepare_kubelets(spec, index, cluster)
+                self._prepare_kubelets(spec, cluster)
             servers[cluster] = f"https://127.0.0.1:{spec.ports(cluster).apiserver}"
             own = layout.kubeconfig({cluster: servers[cluster]}, cluster, **pems)
             _write_private(layout.component_kubeconfig(self.paths, cluster), yaml.safe_dump(own))
@@ -221,20 +221,17 @@ class ProcessLab:
         merged = layout.merge_kubeconfig(existing, lab)
         _write_private(self.paths.kubeconfig, yaml.safe_dump(merged, sort_keys=False))
 
-    def _prepare_kubelets(self, spec: LabSpec, index: int, cluster: str) -> None:
+    def _prepare_kubelets(self, spec: LabSpec, cluster: str) -> None:
         """What a member's kwok serves: a serving pair for its nodes' addresses, its
         configuration, the log every container shows, the scratch directory exec runs in and
         the few tools it may run there."""
-        count = len(spec.member(cluster).node_pods())
-        self.pki.kubelet(cluster, tuple(layout.node_address(index, n)
-                                        for n in range(1, count + 1)))
+        self.pki.kubelet(cluster, layout.node_addresses(spec, cluster))
         config = "".join("---\n" + yaml.safe_dump(obj, sort_keys=False)
                          for obj in layout.kwok_objects(spec, self.paths, cluster))
         layout.kwok_config(self.paths, cluster).write_text(config)
         log = layout.container_log(self.paths, cluster)
         if not log.exists():
-            when = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
-            log.write_text(layout.container_log_lines(cluster, when))
+            log.write_text(layout.container_log_lines(cluster, time.time()))
         layout.exec_directory(self.paths, cluster).mkdir(exist_ok=True)
         tools = layout.exec_tools(self.paths)
         tools.mkdir(exist_ok=True)

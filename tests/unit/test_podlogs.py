@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import calendar
 from pathlib import Path
 
 from federator.lab.podlogs import crd, file_of, lines, logs_object
 
 
 def test_a_containers_log_names_the_pod_the_container_and_the_cluster() -> None:
-    text = lines("member-2", "shop", "cart-7d9", "app", "2026-12-05T01:00:00.000000000Z")
+    at = calendar.timegm((2026, 12, 5, 1, 0, 0))  # 2026-12-05T01:00:00Z
+    text = lines("member-2", "shop", "cart-7d9", "app", at)
     first, *rest = text.splitlines()
     assert first == ("2026-12-05T01:00:00.000000000Z stdout F federator lab: container app "
                      "of pod shop/cart-7d9 in member-2")
