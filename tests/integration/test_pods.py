@@ -241,3 +241,23 @@ def test_a_caller_that_goes_ends_the_command_in_the_member(
         eventually(lambda: _sleepers(marker), "the command running in the member")
         caller.kill()
     eventually(lambda: not _sleepers(marker), "the command ended with its caller")
+
+
+def test_a_hung_member_delays_finding_a_pod_elsewhere_only_to_member_timeout(
+        gateway: Path, hello: list[dict[str, Any]], lab: Any) -> None:
+    """member-3's apiserver frozen (SIGSTOP): a pod held by another member is still found
+    (member-3 left out after `gateway.member_timeout`, or once it is not Ready) and its log
+    and exec go through."""
+    pod = next(p for p in hello if _cluster(p) != "member-3")
+    name = pod["metadata"]["name"]
+    lab.pause_component("member-3/kube-apiserver")
+    try:
+        logged = kubectl(gateway, "federation", "-n", FEDERATED, "logs", name, "--tail=1")
+        assert logged.stdout == f"{name}: serving\n"
+        done = kubectl(gateway, "federation", "-n", FEDERATED, "exec", name, "--", "echo",
+                       "found")
+        assert done.stdout == "found\n"
+    finally:
+        lab.pause_component("member-3/kube-apiserver", resume=True)
+        kubectl(gateway, "federation", "wait", "cluster/member-3", "--for=condition=Ready",
+                "--timeout=60s")  # the tests after this one count on it
