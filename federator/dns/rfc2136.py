@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import dns.asyncquery
@@ -190,10 +190,12 @@ class Rfc2136Provider:
                 self.on_problem(problem)
 
     async def run(self, desired: Callable[[], list[RecordSet]], wake: asyncio.Event,
-                  *, backoff_min: float = 1.0, backoff_max: float = 60.0) -> None:
+                  *, backoff_min: float = 1.0, backoff_max: float = 60.0,
+                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         """Apply what `desired()` says whenever `wake` is set (and once at start, after a
         full read of the zone), retrying with backoff while the server refuses: the wait
-        doubles from `backoff_min` up to `backoff_max` (each drawn from 0.5x to 1.5x)."""
+        (`sleep`) doubles from `backoff_min` up to `backoff_max` (each drawn from 0.5x to
+        1.5x)."""
         delay = backoff_min
         self.current = None
         while True:
@@ -211,7 +213,7 @@ class Rfc2136Provider:
                 await wake.wait()
                 continue
             self.current = None  # read the zone again before the next try
-            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311
+            await sleep(delay * (0.5 + random.random()))  # noqa: S311
             delay = min(delay * 2, backoff_max)
 
     def _fail(self, message: str) -> None:

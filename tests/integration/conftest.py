@@ -16,7 +16,7 @@ from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
 from tests.bind import KEY_NAME, Bind
 from tests.cli import federator
-from tests.kube import kubectl
+from tests.kube import get_json, kubectl
 from tests.serving import Serve
 
 
@@ -155,9 +155,26 @@ def ca_of(kubeconfig: Path) -> str:
 def remove_forced_leftovers(kubeconfig: Path, member: str) -> None:
     """What `unjoin --force` leaves in a member (federator's identity there), removed by
     hand as its message says, so that the member can be joined again."""
-    kubectl(kubeconfig, member, "delete", "clusterrolebinding,clusterrole", "federator-member")
+    kubectl(kubeconfig, member, "delete", "clusterrolebinding,clusterrole", "federator-member",
+            "--ignore-not-found")
     kubectl(kubeconfig, member, "delete", "namespace", "federation-system", "--wait=true",
-            "--timeout=120s")
+            "--timeout=120s", "--ignore-not-found")
+
+
+def rejoin_missing(kubeconfig: Path) -> list[str]:
+    """Every member of MEMBERS joined again if a test took it away (whatever it left in the
+    member removed first) and Ready; the members that had to be joined."""
+    joined = {c["metadata"]["name"]
+              for c in get_json(kubeconfig, "plane", "clusters.federator.io")["items"]}
+    missing = [m for m in MEMBERS if m not in joined]
+    for member in missing:
+        remove_forced_leftovers(kubeconfig, member)
+        done = federator("--kubeconfig", str(kubeconfig), "join", member)
+        assert done.returncode == 0, done.stderr
+    for member in MEMBERS:
+        kubectl(kubeconfig, "plane", "wait", f"cluster/{member}", "--for=condition=Ready",
+                "--timeout=120s")
+    return missing
 
 
 @contextlib.contextmanager

@@ -82,8 +82,14 @@ def test_the_plane_keeps_a_deployment_as_a_template(kubeconfig: Path,
                     "app=tmpl")["items"]
     plane_deployment = get_json(kubeconfig, "plane", "-n", "kube-public", "deployment", "tmpl")
     assert "observedGeneration" not in plane_deployment.get("status", {})
-    assert get_json(kubeconfig, "plane", "replicasets", "-A")["items"] == []
-    assert get_json(kubeconfig, "plane", "pods", "-A")["items"] == []
+    # Nothing made from it (other tests may leave a ReplicaSet or a pod federated as it is).
+    uid = plane_deployment["metadata"]["uid"]
+    assert not [rs for rs in get_json(kubeconfig, "plane", "replicasets", "-A")["items"]
+                if any(o["uid"] == uid for o in rs["metadata"].get("ownerReferences", []))]
+    assert get_json(kubeconfig, "plane", "-n", "kube-public", "pods", "-l",
+                    "app=tmpl")["items"] == []
+    for context in ("plane", member):
+        kubectl(kubeconfig, context, "-n", "kube-public", "delete", "deployment", "tmpl")
     assert get_json(kubeconfig, "plane", "nodes")["items"] == []
 
 

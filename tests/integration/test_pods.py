@@ -109,20 +109,29 @@ FEDERATED = "gw-hello"
 
 
 @pytest.fixture(scope="module")
-def hello(gateway: Path) -> Iterator[list[dict[str, Any]]]:
-    """A Deployment of 3 replicas applied through the federation context (one a member);
-    its pods as the federation lists them."""
+def hello_deployment(gateway: Path) -> Iterator[str]:
+    """A Deployment of 3 replicas applied through the federation context (one a member)."""
     kubectl(gateway, "federation", "create", "namespace", FEDERATED)
     kubectl(gateway, "federation", "-n", FEDERATED, "apply", "-f", "-",
             stdin=DEPLOYMENT.format(name="hello", replicas=3))
-    kubectl(gateway, "federation", "-n", FEDERATED, "rollout", "status",
-            "deployment/hello", "--timeout=180s")
-    pods = eventually(lambda: [p for p in get_json(gateway, "federation", "-n", FEDERATED,
-                                                   "pods", "-l", "app=hello")["items"]
-                               if p["status"].get("phase") == "Running"] or None,
-                      "hello's pods listed through the federation")
-    yield pods
+    yield "hello"
     kubectl(gateway, "federation", "delete", "namespace", FEDERATED, "--timeout=120s")
+
+
+@pytest.fixture
+def hello(gateway: Path, hello_deployment: str) -> list[dict[str, Any]]:
+    """hello's 3 pods as the federation lists them now, each Running (a test that deletes one
+    leaves the member's replacement to the next)."""
+    def running() -> list[dict[str, Any]] | None:
+        pods = [p for p in get_json(gateway, "federation", "-n", FEDERATED, "pods", "-l",
+                                    f"app={hello_deployment}")["items"]
+                if p["status"].get("phase") == "Running"
+                and not p["metadata"].get("deletionTimestamp")]
+        return pods if len(pods) == 3 else None
+
+    pods: list[dict[str, Any]] = eventually(running, "hello's 3 pods Running through the "
+                                            "federation", attempts=900)
+    return pods
 
 
 def _cluster(pod: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ records; a badly signed update is reported, not raised."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,28 +127,30 @@ def test_a_badly_signed_update_is_refused_and_reported(bind: Bind) -> None:
         assert f"key {KEY_NAME}" in str(refused.value) and wrong.settings.key_secret not in str(
             refused.value)
 
-    # Retried with backoff: waits from 0.05 s (at most 0.075 with jitter) doubling up to
-    # 0.4 s (at least 0.2): the last gap between tries is longer than the first.
+    # Retried with backoff: the waits it asks for (its `sleep`, recorded instead of
+    # slept) start at 0.05 s and double up to 0.4 s, each drawn from 0.5x to 1.5x; every
+    # try is refused and reported, and nothing reaches the zone.
     problems.clear()
-    tried: list[float] = []
+    waits: list[float] = []
 
-    def reported(problem: str) -> None:
-        problems.append(problem)
-        tried.append(asyncio.get_running_loop().time())
+    async def run_until_six_waits() -> None:
+        enough = asyncio.Event()
 
-    wrong.on_problem = reported
+        async def recorded(seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) >= 6:
+                enough.set()
+            await asyncio.sleep(0)
 
-    async def run_briefly() -> None:
-        wake = asyncio.Event()
-        task = asyncio.ensure_future(wrong.run(lambda: [], wake, backoff_min=0.05,
-                                               backoff_max=0.4))
-        await asyncio.sleep(2.0)
+        task = asyncio.ensure_future(wrong.run(lambda: [], asyncio.Event(), backoff_min=0.05,
+                                               backoff_max=0.4, sleep=recorded))
+        await enough.wait()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-    asyncio.run(run_briefly())
-    assert problems and all("did not accept the TSIG signature" in p for p in problems)
-    gaps = [later - earlier for earlier, later in itertools.pairwise(tried)]
-    assert len(gaps) >= 4, gaps
-    assert gaps[-1] > 2 * gaps[0], gaps
+    asyncio.run(run_until_six_waits())
+    assert len(problems) >= 6 and all("did not accept the TSIG signature" in p
+                                      for p in problems), problems
+    for wait, base in zip(waits, (0.05, 0.1, 0.2, 0.4, 0.4, 0.4), strict=False):
+        assert 0.5 * base <= wait <= 1.5 * base, waits
     assert bind.dig(WEB) == []

@@ -9,6 +9,7 @@ from typing import Any
 
 from federator.kube.client import KubeError
 from federator.kube.watching import Reflector, SharedReflectors
+from tests import clock
 
 
 def obj(version: str, **meta: Any) -> dict[str, Any]:
@@ -55,9 +56,11 @@ class _Member:
 
     def __init__(self) -> None:
         self.allowed = asyncio.Event()
+        self.refused = 0  # lists refused
 
     async def get(self, url: str, *, accept: str | None = None, **params: str) -> Any:
         if not self.allowed.is_set():
+            self.refused += 1
             raise KubeError(403, "Forbidden", "statefulsets.apps is forbidden")
         return {"kind": "StatefulSetList", "apiVersion": "apps/v1",
                 "metadata": {"resourceVersion": "5"},
@@ -69,6 +72,7 @@ class _Member:
         yield {}
 
 
+@clock.virtual
 async def test_a_forbidden_list_counts_as_empty_until_it_is_allowed() -> None:
     """A member joined before federator propagated a kind lets it list nothing of it: that
     kind is synced and empty (the member's other kinds go on), and listed for real once
@@ -87,10 +91,7 @@ async def test_a_forbidden_list_counts_as_empty_until_it_is_allowed() -> None:
         assert (mirror.objects, seen) == ({}, [])
         assert mirror.denied == "statefulsets.apps is forbidden"
         member.allowed.set()
-        for _ in range(200):
-            if mirror.objects:
-                break
-            await asyncio.sleep(0.05)
+        await clock.until(lambda: mirror.objects, "the kind listed once allowed")
         assert list(mirror.objects) == [("shop", "db")] and seen == [("ADDED", "db")]
         assert mirror.denied is None
     finally:
@@ -98,13 +99,14 @@ async def test_a_forbidden_list_counts_as_empty_until_it_is_allowed() -> None:
         await asyncio.gather(running, return_exceptions=True)
 
 
+@clock.virtual
 async def test_without_the_option_a_forbidden_list_is_not_synced() -> None:
-    mirror = Reflector(_Member(), "/apis/apps/v1/statefulsets", ignore,  # type: ignore[arg-type]
+    member = _Member()
+    mirror = Reflector(member, "/apis/apps/v1/statefulsets", ignore,  # type: ignore[arg-type]
                        backoff_max=0.2)
     running = asyncio.ensure_future(mirror.run())
     try:
-        for _ in range(10):
-            await asyncio.sleep(0.05)
+        await clock.until(lambda: member.refused >= 3, "the list refused and tried again")
         assert not mirror.synced.is_set() and mirror.denied is None
     finally:
         running.cancel()
@@ -133,6 +135,7 @@ class _Counted(_Member):
             self.watching -= 1
 
 
+@clock.virtual
 async def test_controllers_share_one_watch_of_a_collection() -> None:
     """Two followers of one collection: one list, one watch; the second, coming once it is
     listed, hears what is there as ADDED; the watch stops when the last follower goes, and
@@ -156,21 +159,19 @@ async def test_controllers_share_one_watch_of_a_collection() -> None:
     other = shared.subscribe(member, url, ignore)  # type: ignore[arg-type]
     running += [asyncio.ensure_future(second.run()), asyncio.ensure_future(other.run())]
     try:
-        for _ in range(100):
-            if heard["dns"] and member.watching == 2:
-                break
-            await asyncio.sleep(0.01)
+        await clock.until(lambda: heard["dns"] and member.watching == 2,
+                          "the late follower heard, and both watches open")
         assert second.reflector is first.reflector and other.reflector is not first.reflector
         assert heard == {"dns": [("ADDED", "db")], "propagation": [("ADDED", "db")]}
         assert (member.lists, member.watching, len(shared)) == (2, 2, 2)
         running[0].cancel()  # propagation goes: DNS still hears
         await asyncio.gather(running[0], return_exceptions=True)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(1)  # on the virtual clock: a second for a watch to stop
         assert (member.watching, len(shared)) == (2, 2)
         running[1].cancel()  # the last follower of the Services goes: their watch stops
         await asyncio.gather(running[1], return_exceptions=True)
-        await asyncio.sleep(0.01)
-        assert (member.watching, len(shared)) == (1, 1)
+        await clock.until(lambda: (member.watching, len(shared)) == (1, 1),
+                          "the Services' watch stopped with its last follower")
     finally:
         for task in running:
             task.cancel()
