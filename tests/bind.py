@@ -69,7 +69,7 @@ zone "{zone}" {{
                     return
             except (OSError, dns.exception.Timeout):
                 pass
-            time.sleep(0.1)
+            time.sleep(0.1)  # between polls
         raise AssertionError(f"named does not answer: {self.log.read_text()[-2000:]}")
 
     def dig(self, name: str, kind: str = "A") -> list[str]:

@@ -35,7 +35,7 @@ def eventually(check: Any, what: str, attempts: int = 300) -> Any:
         result = check()
         if result:
             return result
-        time.sleep(0.2)
+        time.sleep(0.2)  # between polls
     raise AssertionError(f"never happened: {what}")
 
 
@@ -61,15 +61,25 @@ def printed(process: subprocess.Popen[str]) -> list[str]:
 
 def attach_shows(kubeconfig: Path, context: str, namespace: str, pod: str, log: Path,
                  text: str, env: dict[str, str] | None = None) -> None:
-    """`kubectl attach` to a lab pod shows a line written to the member's container log
-    (`log`) while it is attached."""
+    """`kubectl attach` to a lab pod shows the lines written to the member's container log
+    (`log`) while it is attached. kwok follows the log from its end as it was when the
+    stream reached it, which kubectl does not say: a line written before then is never
+    shown. So a numbered line is written at every poll until attach shows one, and each
+    line it shows is one written, in order, whole."""
     with background(kubeconfig, context, "-n", namespace, "attach", pod, env=env) as attached:
         seen = printed(attached)
-        try:
-            eventually(lambda: seen, "kubectl attach says it is attached")
+        written: list[str] = []
+
+        def shown() -> list[str]:
             with log.open("a") as sink:
-                sink.write(f"2026-12-05T01:00:00.000000000Z stdout F {text}\n")
-            eventually(lambda: f"{text}\n" in seen, f"{text!r} shown by attach")
+                written.append(f"{text} {len(written)}")
+                sink.write(f"2026-12-05T01:00:00.000000000Z stdout F {written[-1]}\n")
+            return [line.rstrip("\n") for line in list(seen) if line.startswith(text)]
+
+        try:
+            lines = eventually(shown, f"{text!r} shown by attach")
+            first = written.index(lines[0])
+            assert lines == written[first:first + len(lines)], (lines, written)
         finally:
             attached.terminate()
 

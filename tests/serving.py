@@ -76,7 +76,7 @@ class Serve:
             with contextlib.suppress(OSError):
                 self.get("/healthz")
                 return
-            time.sleep(0.1)
+            time.sleep(0.1)  # between polls
         raise AssertionError(f"serve does not answer: {self.log.read_text()[-2000:]}")
 
     def metric(self, name: str) -> float | None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import queue
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -248,17 +249,31 @@ def test_a_replica_outlives_a_plane_and_an_etcd_outage(serving: Serve, federatio
                 refused = kubectl(gateway, "federation", "get", "--raw",
                                   "/federator/v1/clusters", check=False)
                 assert refused.returncode != 0 and "ServiceUnavailable" in refused.stderr
-            time.sleep(20)  # the outage: longer than the lease's renew deadline
-            assert serving.process.poll() is None, "serve gave up"
+            # The outage lasts until serve has given up its lease and shards (their renew
+            # deadline passed) and, without etcd, until the members' probes have failed.
+            outage = len(serving.log.read_text())
+
+            def gave_up(s: Serve = serving, since: int = outage) -> bool:
+                said = {e["event"] for e in events_of(s.log.read_text(), since)}
+                return {"lost leadership: the leader's work stopped; campaigning again",
+                        "shards lost: not renewed in time; their work stopped"} <= said
+
+            eventually(gave_up, "serve gives up its lease and shards", attempts=600)
             if patient is not None:
                 # The members' /readyz answer 500 once their etcd checks time out (2 s + 1 s):
                 # NotReady to a probe that waits longer, Unreachable to serve's 2 s.
+                def probes(replica: Serve, result: str, member: str) -> float:
+                    return replica.metric(f'federator_cluster_probes_total{{cluster='
+                                          f'"{member}",result="{result}"}}') or 0
+
                 for member in MEMBERS:
-                    assert (patient.metric(f'federator_cluster_probes_total{{cluster='
-                                           f'"{member}",result="NotReady"}}') or 0) >= 3
-                    assert (serving.metric(f'federator_cluster_probes_total{{cluster='
-                                           f'"{member}",result="Unreachable"}}') or 0) >= 3
+                    eventually(lambda m=member, p=patient: probes(p, "NotReady", m) >= 3,
+                               f"3 NotReady probes of {member} by the patient replica",
+                               attempts=600)
+                    eventually(lambda m=member: probes(serving, "Unreachable", m) >= 3,
+                               f"3 Unreachable probes of {member} by serve", attempts=600)
                 assert patient.stop() == 0
+            assert serving.process.poll() is None, "serve gave up"
         finally:
             if patient is not None and patient.process.poll() is None:
                 patient.stop()
@@ -333,10 +348,25 @@ def _watch_events(kubeconfig: Path, resource: str, namespace: str) -> subprocess
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
+MARKER = "watch-marker"
+
+
+def _poke(kubeconfig: Path, namespace: str, *others: str) -> None:
+    """A change every watcher of the tests below shows: the ConfigMap MARKER (made on first
+    use) and `others` (TYPE/name in the plane) get a new annotation."""
+    kubectl(kubeconfig, "federation", "-n", namespace, "apply", "-f", "-",
+            stdin=configmaps([MARKER], namespace))
+    kubectl(kubeconfig, "federation", "-n", namespace, "annotate", "--overwrite",
+            f"configmap/{MARKER}", *others, f"federator.test/poke={time.monotonic_ns()}")
+
+
 @contextlib.contextmanager
-def _collected(watchers: dict[str, subprocess.Popen[str]]) -> Iterator[dict[str, list[str]]]:
-    """The lines each watcher prints, gathered by a thread each (once the watches had 2 s to
-    open); the watchers are stopped when the block ends."""
+def _collected(watchers: dict[str, subprocess.Popen[str]],
+               poke: Callable[[], None]) -> Iterator[dict[str, list[str]]]:
+    """The lines each watcher prints, gathered by a thread each, once every watch is open
+    (`poke` makes a change each one shows; a watch that is not open yet misses it, so it is
+    made again at every poll until each has shown a line); the watchers are stopped when
+    the block ends."""
     lines: dict[str, list[str]] = {name: [] for name in watchers}
     readers = []
     for name, watcher in watchers.items():
@@ -346,7 +376,12 @@ def _collected(watchers: dict[str, subprocess.Popen[str]]) -> Iterator[dict[str,
                 iter(out.readline, "")), daemon=True))
         readers[-1].start()
     try:
-        time.sleep(2)
+        def opened() -> bool:
+            poke()
+            return all(lines.values())
+
+        eventually(opened, "every watch open: each shows a change made after it started",
+                   attempts=600)
         yield lines
     finally:
         for watcher in watchers.values():
@@ -357,6 +392,15 @@ def _collected(watchers: dict[str, subprocess.Popen[str]]) -> Iterator[dict[str,
         for watcher in watchers.values():
             if watcher.stdout is not None:
                 watcher.stdout.close()
+
+
+def _flushed(lines: list[str], poke: Callable[[], None]) -> None:
+    """Every change made before now is in `lines`: a watch shows changes in order, so once
+    it shows the MARKER changed after now, it has shown everything before."""
+    seen = sum(MARKER in line for line in lines)
+    poke()
+    eventually(lambda: sum(MARKER in line for line in lines) > seen,
+               "the watch shows the marker's newest change", attempts=600)
 
 
 def _changes(lines: list[str]) -> list[tuple[str, int, str]]:
@@ -389,7 +433,8 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
             "deployment/urgent", "--timeout=180s")
     start = len(serving.log.read_text())
     with _collected({r: _watch_events(federation, r, namespace)
-                     for r in ("deployments", "configmaps")}) as lines:
+                     for r in ("deployments", "configmaps")},
+                    lambda: _poke(federation, namespace, "deployment/urgent")) as lines:
         lab.stop_component("member-1/kube-apiserver")
         try:
             kubectl(federation, "federation", "wait", "cluster/member-1", "--timeout=60s",
@@ -402,7 +447,7 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
             eventually(lambda: {n for n, _, status in _changes(lines["configmaps"])
                                 if "cluster not ready" in status} >= set(during),
                        "the new ConfigMaps wait for member-1", attempts=600)
-            time.sleep(2)
+            _flushed(lines["configmaps"], lambda: _poke(federation, namespace))
         finally:
             returned = len(lines["configmaps"])  # what comes after is member-1's return
             lab.up(lab_spec)
@@ -418,7 +463,7 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
                and version > max(v for _, v, s in _changes(lines["deployments"])
                                  if "cluster not ready" in s))
     cleared = [version for name, version, status in _changes(lines["configmaps"][returned:])
-               if "cluster not ready" not in status]
+               if "cluster not ready" not in status and name in during]
     assert cleared and back < min(cleared), (back, sorted(cleared)[:3])
     moved = [e for e in events_of(serving.log.read_text(), start)
              if e["event"] == "workloads decided again after clusters changed"]
@@ -433,8 +478,14 @@ def test_a_failover_is_decided_before_the_backlog(serving: Serve, federation: Pa
                                               check=False).returncode == 0]
 
     eventually(lambda: not holding(), f"{namespace} gone from every member", attempts=600)
-    time.sleep(5)
+    # Past the point where a late write would make it again: a ConfigMap written after the
+    # namespace went has reached every member (and the namespace is still gone).
+    kubectl(federation, "federation", "create", "configmap", "urgent-after",
+            "--from-literal=a=1")
+    eventually(lambda: copies_everywhere(federation, "configmaps", "default",
+                                         ["urgent-after"]), "a later ConfigMap everywhere")
     assert not holding()
+    kubectl(federation, "federation", "delete", "configmap", "urgent-after")
 
 
 def _member_watch(kubeconfig: Path, member: str) -> subprocess.Popen[str]:
@@ -481,7 +532,8 @@ def test_two_replicas_share_the_shards_and_one_takes_over_a_killed_ones(
         assert other.get("/readyz") == (200, "ok (standby, 4/8 shards)")
         for namespace in namespaces.values():
             kubectl(federation, "federation", "create", "namespace", namespace)
-        with _collected({m: _member_watch(federation, m) for m in MEMBERS}) as lines:
+        poke = functools.partial(_poke, federation, "default")
+        with _collected({m: _member_watch(federation, m) for m in MEMBERS}, poke) as lines:
             names = {ns: [f"burst-{i:02d}" for i in range(30)] for ns in namespaces.values()}
             writer = subprocess.Popen(["kubectl", f"--kubeconfig={federation}",
                                        "--context=federation", "apply", "-f", "-"],
@@ -510,12 +562,14 @@ def test_two_replicas_share_the_shards_and_one_takes_over_a_killed_ones(
                 eventually(lambda ns=namespace, want=listed: copies_everywhere(
                     federation, "configmaps", ns, want),
                     f"every ConfigMap of {namespace} in every member", attempts=600)
-            time.sleep(3)  # anything that would still delete or create shows in the watches
+            for member in MEMBERS:  # whatever would still delete or create shows by then
+                _flushed(lines[member], poke)
     finally:
         if not killed:
             other.stop()
+        kubectl(federation, "federation", "delete", "configmap", MARKER, "--ignore-not-found")
     for member, said in lines.items():
-        changes = [line.split() for line in said if line.strip()]
+        changes = [line.split() for line in said if line.strip() and MARKER not in line]
         added = collections.Counter(name for kind, name in changes if kind == "ADDED")
         assert set(added) == {f"{ns}/{n}" for ns, listed in names.items() for n in listed}, \
             member

@@ -323,7 +323,7 @@ def bad_contexts(federation: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("args", "message"), [
     (("join", "member-1"), "cluster 'member-1' is already joined"),
     (("join", "member-1", "--cluster-name", "again"),
-     "(https://127.0.0.1:27420) is already joined as cluster 'member-1'"),
+     "(https://127.0.0.1:{member_1_port}) is already joined as cluster 'member-1'"),
     (("join", "no-such-context"), "context 'no-such-context' is not in"),
     (("join", "unreachable"), "cannot reach the server of context 'unreachable'"),
     (("join", "bad-credentials"), "rejected its credentials (401 Unauthorized)"),
@@ -332,7 +332,8 @@ def bad_contexts(federation: Path, tmp_path: Path) -> Path:
     (("unjoin", "no-such-cluster"), "no cluster 'no-such-cluster' is joined"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(bad_contexts: Path, args: tuple[str, ...],
-                                                   message: str) -> None:
+                                                   message: str, lab_spec: LabSpec) -> None:
+    message = message.format(member_1_port=lab_spec.ports("member-1").apiserver)
     before = snapshot(bad_contexts, "member-1")
     done = fed(bad_contexts, *args)
     assert done.returncode == 1

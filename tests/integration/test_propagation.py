@@ -387,10 +387,50 @@ def set_pod_room(kubeconfig: Path, member: str, extra: int | None) -> None:
                     "allocatable": {"pods": room}, "capacity": {"pods": room}}}))
         eventually(lambda n=name, r=room: get_json(kubeconfig, member, "node", n)
                    ["status"]["allocatable"]["pods"] == r, f"{name} holds room for {room}")
-    # The member's scheduler places pods by what its own cache says of the nodes: a moment
-    # for the new room to reach it (without one, pods made at once were placed, once, as if
-    # every node still had room for 110).
-    time.sleep(2)
+    # The member's scheduler places pods by what its own cache says of the nodes (pods
+    # made at once were placed, once, as if every node still had room for 110): wait until
+    # that cache holds the new room.
+    scheduler_has_seen_the_nodes(kubeconfig, member)
+
+
+CANARY = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: room-canary-{token}, namespace: kube-system}}
+spec:
+  nodeSelector: {{federator.test/seen: "{token}"}}
+  containers:
+  - name: app
+    image: registry.k8s.io/pause:3.10
+    resources: {{requests: {{cpu: "100000"}}}}
+"""
+
+
+def scheduler_has_seen_the_nodes(kubeconfig: Path, member: str) -> None:
+    """Returns once the member's scheduler holds every change written to its nodes so far.
+    Each node gets a label after them; a pod that asks for that label and for more CPU than
+    any node has is judged by the scheduler against its cache: once it says every node
+    lacks CPU (rather than the label), the cache has the label, and so what came before it
+    (its node informer sees each node's changes in order). The pod never runs: it takes no
+    room, and is deleted."""
+    token = str(time.monotonic_ns())
+    nodes = [n["metadata"]["name"] for n in get_json(kubeconfig, member, "nodes")["items"]]
+    kubectl(kubeconfig, member, "label", "node", *nodes, "--overwrite",
+            f"federator.test/seen={token}")
+    kubectl(kubeconfig, member, "apply", "-f", "-", stdin=CANARY.format(token=token))
+    try:
+        def judged() -> bool:
+            pod = get_json(kubeconfig, member, "-n", "kube-system", "pod",
+                           f"room-canary-{token}")
+            return any(c["type"] == "PodScheduled" and c["status"] == "False"
+                       and f"{len(nodes)} Insufficient cpu" in c.get("message", "")
+                       for c in pod["status"].get("conditions", []))
+
+        eventually(judged, f"{member}'s scheduler judges a pod against every node's room",
+                   attempts=600)
+    finally:
+        kubectl(kubeconfig, member, "-n", "kube-system", "delete", "pod",
+                f"room-canary-{token}", "--wait=false")
 
 
 def test_overflow_lands_elsewhere(serving: Serve, federation: Path, gateway: Path) -> None:

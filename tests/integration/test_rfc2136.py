@@ -140,7 +140,7 @@ def test_a_badly_signed_update_is_refused_and_reported(bind: Bind) -> None:
             waits.append(seconds)
             if len(waits) >= 6:
                 enough.set()
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a turn of the loop instead of the wait
 
         task = asyncio.ensure_future(wrong.run(lambda: [], asyncio.Event(), backoff_min=0.05,
                                                backoff_max=0.4, sleep=recorded))

@@ -120,7 +120,7 @@ async def test_the_server_answers_over_udp_and_tcp_while_records_change() -> Non
         async def keep_changing() -> None:
             for i in range(50):
                 server.update([RecordSet(WEB, "A", 30, (f"10.0.0.{i % 2 + 1}",))])
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # a turn of the loop: the queries in between
 
         await asyncio.gather(keep_asking(), keep_changing())
         assert all(a in ({"10.0.0.1"}, {"10.0.0.2"}, {"1.1.1.1", "2.2.2.2"}) for a in answers)

@@ -71,11 +71,11 @@ async def _hung_plane() -> None:
 
     running = asyncio.ensure_future(elector.run(lead))
     while not leads(elector):  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # between polls (virtual clock)
     renewed_last = loop.time()
     plane.answering.clear()  # hung from now on
     while leads(elector):  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # between polls (virtual clock)
     # The renewal in flight was cut off at the deadline after the last renewal, which
     # happened at most one retry period before the plane hung.
     assert plane.cut_off
@@ -85,7 +85,7 @@ async def _hung_plane() -> None:
     assert not running.done()  # it does not give up: it campaigns again
     plane.answering.set()
     while not leads(elector):  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # between polls (virtual clock)
     assert [what for what, _ in led] == ["start", "stop", "start"]
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)

@@ -27,7 +27,7 @@ def test_a_process_whose_main_thread_left_is_exiting_and_holds_its_port() -> Non
     port = int(child.stdout.readline())
     stat = Path(f"/proc/{child.pid}/stat")
     while _start_ticks(child.pid) is not None:  # until the main thread has left
-        time.sleep(0.01)
+        time.sleep(0.01)  # between polls
     record = ProcessRecord(child.pid, int(stat.read_text().rsplit(")", 1)[1].split()[19]))
     assert not record.alive()
     assert record.exiting()
