@@ -106,6 +106,10 @@ def _governs(policy: Policy, obj: Mapping[str, Any]) -> bool:
             continue
         if rule.get("name") and rule["name"] != meta.get("name"):
             continue
+        try:
+            check_selector(rule.get("labelSelector"), "labelSelector")
+        except PlacementError:
+            return True  # unreadable: it claims the objects of its kind, check() says why
         if selector_matches(rule.get("labelSelector"), meta.get("labels") or {}):
             return True
     return False
@@ -130,11 +134,16 @@ def check(policy: Policy, joined: Mapping[str, Any]) -> None:
     is not joined. PlacementError naming the policy and the field."""
     spec = policy.get("spec") or {}
     name = policy["metadata"]["name"]
+    for index, rule in enumerate(spec.get("resourceSelectors") or []):
+        check_selector(rule.get("labelSelector"),
+                       f"FederationPolicy {name}: spec.resourceSelectors[{index}].labelSelector")
     check_selector((spec.get("placement") or {}).get("clusterSelector"),
                    f"FederationPolicy {name}: spec.placement.clusterSelector")
     for index, override in enumerate(spec.get("overrides") or []):
-        check_selector(override.get("clusterSelector"),
-                       f"FederationPolicy {name}: spec.overrides[{index}].clusterSelector")
+        at = f"FederationPolicy {name}: spec.overrides[{index}]"
+        check_selector(override.get("clusterSelector"), f"{at}.clusterSelector")
+        for number, patch in enumerate(override.get("patches") or []):
+            _check_patch(patch, f"{at}.patches[{number}]")
     named = set((spec.get("placement") or {}).get("clusters") or [])
     named |= set((spec.get("replicaScheduling") or {}).get("clusters") or {}) - {"*"}
     for override in spec.get("overrides") or []:
@@ -143,6 +152,30 @@ def check(policy: Policy, joined: Mapping[str, Any]) -> None:
     if unknown:
         raise PlacementError(f"FederationPolicy {policy['metadata']['name']} names clusters "
                              f"that are not joined: {', '.join(unknown)}")
+
+
+# What makes a member's copy the copy of its plane object: an override may not touch them.
+_IDENTITY = ("/apiVersion", "/kind", "/metadata/name", "/metadata/namespace")
+
+
+def _check_patch(patch: Any, where: str) -> None:
+    """PlacementError for an override operation that would change what the copy is (its
+    kind, name or namespace), or take the whole document or its metadata away."""
+    if not isinstance(patch, Mapping):
+        raise PlacementError(f"{where}: not a JSON patch operation {{op, path, value}}")
+    touched = [("path", patch.get("path"))]
+    if patch.get("op") == "move":
+        touched.append(("from", patch.get("from")))
+    for field, path in touched:
+        if not isinstance(path, str):
+            raise PlacementError(f"{where}.{field}: not a JSON pointer such as /spec/replicas")
+        if patch.get("op") != "test" and any(
+                path == fixed or fixed.startswith(path + "/") or path.startswith(fixed + "/")
+                for fixed in _IDENTITY):
+            raise PlacementError(
+                f"{where}.{field}: {path or '(the whole object)'} cannot be overridden: a "
+                "member's copy keeps its plane object's apiVersion, kind, name and namespace; "
+                "override fields under /spec, /data or /metadata/labels instead")
 
 
 def placement(policy: Policy, joined: Mapping[str, Mapping[str, str]]) -> list[str]:

@@ -493,25 +493,32 @@ metadata:
   name: {name}
   namespace: {name}
 spec:
-  resourceSelectors:
-    - {{apiVersion: v1, kind: ConfigMap}}
-  placement:
-    clusterSelector:
-      matchExpressions: [{expression}]
+{spec}
 """
+CONFIGMAPS = "  resourceSelectors:\n    - {apiVersion: v1, kind: ConfigMap}\n"
 
 
-@pytest.mark.parametrize(("name", "expression", "problem"), [
-    ("team-c", '{key: "bad key!", operator: In, values: [gold]}',
+@pytest.mark.parametrize(("name", "spec", "problem"), [
+    ("team-c", CONFIGMAPS + '  placement: {clusterSelector: {matchExpressions: '
+     '[{key: "bad key!", operator: In, values: [gold]}]}}',
      "spec.placement.clusterSelector.matchExpressions[0].key: 'bad key!' is not a label key"),
-    ("team-d", "{key: tier, operator: Exists, values: [gold]}",
+    ("team-d", CONFIGMAPS + "  placement: {clusterSelector: {matchExpressions: "
+     "[{key: tier, operator: Exists, values: [gold]}]}}",
      "spec.placement.clusterSelector.matchExpressions[0].values: Exists takes no values"),
+    ("team-e", "  resourceSelectors:\n    - {apiVersion: v1, kind: ConfigMap, labelSelector: "
+     "{matchExpressions: [{key: a, operator: Exists, values: ['1']}]}}",
+     "spec.resourceSelectors[0].labelSelector.matchExpressions[0].values: Exists takes no "
+     "values"),
+    ("team-f", CONFIGMAPS + "  overrides:\n    - {clusters: [member-1], patches: "
+     "[{op: replace, path: /metadata/name, value: renamed}]}",
+     "spec.overrides[0].patches[0].path: /metadata/name cannot be overridden"),
 ])
-def test_a_policy_whose_selector_cannot_be_read(serving: Serve, federation: Path, name: str,
-                                                expression: str, problem: str) -> None:
-    """Not silence: each object it governs says why it goes nowhere."""
+def test_a_policy_that_cannot_be_used(serving: Serve, federation: Path, name: str,
+                                      spec: str, problem: str) -> None:
+    """A selector that cannot be read, an override of the copy's name: not silence, each
+    object it governs says why it goes nowhere."""
     kubectl(federation, "federation", "create", "namespace", name)
-    apply(federation, SELECTOR_POLICY.format(name=name, expression=expression))
+    apply(federation, SELECTOR_POLICY.format(name=name, spec=spec))
     kubectl(federation, "federation", "-n", name, "create", "configmap", "settings",
             "--from-literal=a=1")
     warning = eventually(lambda: events(federation, "settings", "InvalidPlacement", name),

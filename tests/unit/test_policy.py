@@ -102,3 +102,55 @@ def test_readable_selectors_pass() -> None:
         {"key": "a", "operator": "DoesNotExist", "values": ["b"]}]}, "patches": []}]})
     with pytest.raises(PlacementError, match=r"spec.overrides\[0\].clusterSelector"):
         policy.check(bad_override, JOINED)
+
+
+def test_a_resource_selector_that_cannot_be_read_is_named_on_the_objects_it_claims() -> None:
+    """`Exists` with values (the apiserver refuses that shape) in a resource selector: the
+    policy still governs the objects of its kind, and deciding them names the field."""
+    bad = make("p", {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                            "labelSelector": {"matchExpressions": [
+                                                {"key": "app", "operator": "Exists",
+                                                 "values": ["web"]}]}}]})
+    assert policy.governing([bad], deployment(app="web")) is bad
+    assert policy.governing([bad], {**deployment(), "kind": "StatefulSet"}) is None
+    with pytest.raises(PlacementError) as caught:
+        policy.placement(bad, JOINED)
+    assert str(caught.value).startswith(
+        "FederationPolicy p: spec.resourceSelectors[0].labelSelector.matchExpressions[0]"
+        ".values: Exists takes no values")
+    no_operator = make("p", {"resourceSelectors": [{"apiVersion": "apps/v1",
+                                                    "kind": "Deployment", "labelSelector": {
+                                                        "matchExpressions": [{"key": "a"}]}}]})
+    assert policy.governing([no_operator], deployment()) is no_operator  # no crash
+
+
+@pytest.mark.parametrize(("patch", "field", "path"), [
+    ({"op": "replace", "path": "/metadata/name", "value": "other"}, "path", "/metadata/name"),
+    ({"op": "add", "path": "/metadata/namespace", "value": "x"}, "path",
+     "/metadata/namespace"),
+    ({"op": "replace", "path": "/metadata", "value": {}}, "path", "/metadata"),
+    ({"op": "replace", "path": "/kind", "value": "Secret"}, "path", "/kind"),
+    ({"op": "remove", "path": "/apiVersion"}, "path", "/apiVersion"),
+    ({"op": "replace", "path": "", "value": {}}, "path", "(the whole object)"),
+    ({"op": "move", "from": "/metadata/name", "path": "/data/name"}, "from", "/metadata/name"),
+    ({"op": "copy", "from": "/data/a", "path": "/metadata/name/x"}, "path",
+     "/metadata/name/x"),
+])
+def test_an_override_of_what_makes_the_copy_is_refused_naming_the_path(
+        patch: dict[str, Any], field: str, path: str) -> None:
+    bad = make("p", {"overrides": [{"clusters": ["a"], "patches": [
+        {"op": "add", "path": "/data/x", "value": "1"}, patch]}]})
+    with pytest.raises(PlacementError) as caught:
+        policy.check(bad, JOINED)
+    assert str(caught.value).startswith(
+        f"FederationPolicy p: spec.overrides[0].patches[1].{field}: {path} cannot be "
+        "overridden")
+
+
+def test_overrides_of_labels_and_fields_near_the_name_pass() -> None:
+    good = make("p", {"overrides": [{"clusters": ["a"], "patches": [
+        {"op": "add", "path": "/metadata/labels/tier", "value": "gold"},
+        {"op": "add", "path": "/metadata/nameplate", "value": "x"},
+        {"op": "test", "path": "/metadata/name", "value": "web"},
+        {"op": "copy", "from": "/metadata/name", "path": "/data/name"}]}]})
+    policy.check(good, JOINED)
