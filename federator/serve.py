@@ -42,6 +42,7 @@ from federator.kube.kubeconfig import (
 from federator.kube.leader import LeaderElector, LeaseSettings
 from federator.kube.resources import CONFIGMAPS, path
 from federator.kube.sharding import ShardKeeper
+from federator.kube.watching import unwatched
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,11 @@ def health_app(plane: KubeClient, elector: LeaderElector | None,
         except KubeError as exc:
             return web.Response(status=503, text=f"plane not ready: {exc}; the gateway and "
                                 "DNS answer from what they hold, the controllers wait")
+        waiting = unwatched(plane)
+        if waiting:  # after an outage, until each watch is back: changes would wait
+            return web.Response(status=503, text=f"plane watches not open yet: "
+                                f"{len(waiting)} ({', '.join(waiting[:3])}"
+                                f"{', …' if len(waiting) > 3 else ''})")
         role = "leader" if elector is None or elector.leading else "standby"
         shards = (f"{len(keeper.held)}/{keeper.shards} shards" if keeper is not None
                   else "every shard")

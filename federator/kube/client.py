@@ -8,7 +8,7 @@ import asyncio.sslproto
 import contextlib
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,10 +259,11 @@ class KubeClient:
                        [(k.strip(), v.strip()) for k, v in answer], reader, writer)
 
     async def watch(self, url: str, *, resource_version: str, timeout_seconds: int = 300,
-                    extra: Mapping[str, str] | None = None,
-                    accept: str | None = None) -> AsyncIterator[Object]:
-        """The events of one watch request, until the server ends it. An ERROR event with a
-        410 Status is raised as KubeError(410) so that the caller lists again."""
+                    extra: Mapping[str, str] | None = None, accept: str | None = None,
+                    opened: Callable[[], None] | None = None) -> AsyncIterator[Object]:
+        """The events of one watch request, until the server ends it (`opened` is told once
+        the server has accepted it). An ERROR event with a 410 Status is raised as
+        KubeError(410) so that the caller lists again."""
         params = {"watch": "true", "resourceVersion": resource_version,
                   "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds),
                   **(extra or {})}
@@ -277,6 +278,8 @@ class KubeClient:
                     raise _status_error(response.status, await response.text())
                 open_watches = metrics.WATCHES.labels(self.server)
                 open_watches.inc()
+                if opened is not None:
+                    opened()
                 try:
                     async for line in response.content:
                         if not line.strip():

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import random
 import sys
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +106,10 @@ class Reflector:
         self.backoff_max = backoff_max
         self.objects: dict[Key, Object] = {}
         self.synced = asyncio.Event()
+        self.watching = False  # a watch request of its own is open now
+
+    def _opened(self) -> None:
+        self.watching = True
 
     def remember(self, obj: Object) -> None:
         """An object as a write just returned it, before its watch event arrives: what is
@@ -168,10 +173,19 @@ class Reflector:
         return 0
 
     async def run(self) -> None:
+        _RUNNING.add(self)
+        try:
+            await self._run()
+        finally:
+            _RUNNING.discard(self)
+            self.watching = False
+
+    async def _run(self) -> None:
         delay = 0.5
         failing = 0
         resource_version: str | None = None
         while True:
+            self.watching = False
             try:
                 if resource_version is None:
                     resource_version = await self._list()
@@ -180,7 +194,8 @@ class Reflector:
                     failing = self._recovered(failing)
                 async for event in self.client.watch(
                         self.url, resource_version=resource_version, extra=self.selectors,
-                        accept=METADATA if self.metadata_only else None):
+                        accept=METADATA if self.metadata_only else None,
+                        opened=self._opened):
                     failing = self._recovered(failing)
                     kind, obj = event["type"], _slim(event["object"])
                     resource_version = str(obj["metadata"]["resourceVersion"])
@@ -226,6 +241,17 @@ class Reflector:
         (log.warning if failing == 0 else log.debug)(
             "watch failed", url=self.url, server=self.client.server, error=str(exc),
             retry_in=round(delay, 1))
+
+
+_RUNNING: weakref.WeakSet[Reflector] = weakref.WeakSet()
+
+
+def unwatched(client: KubeClient) -> list[str]:
+    """The collections of `client` that a running Reflector follows without an open watch
+    (listing, or waiting to try again after a failure), but for those it may not or cannot
+    list (counted as empty, tried again with backoff by design)."""
+    return sorted(r.url for r in list(_RUNNING)
+                  if r.client is client and not r.watching and r.denied is None)
 
 
 @dataclass

@@ -225,7 +225,11 @@ def test_a_replica_outlives_a_plane_and_an_etcd_outage(serving: Serve, federatio
     says in /readyz that the plane is away, answers fan-out reads from the members
     meanwhile, and leads and propagates again once the plane is back."""
     start = len(serving.log.read_text())
+    plane_watches = (f'federator_watches_open{{server="https://127.0.0.1:'
+                     f'{lab_spec.ports("plane").apiserver}"}}')
     for component in ("plane/kube-apiserver", "etcd"):
+        watching = serving.metric(plane_watches)
+        assert watching, "serve watches the plane"
         patient = None
         if component == "etcd":  # a standby replica whose probes wait 6 s
             patient = Serve(federation, "patient", tmp_path / "patient.log",
@@ -279,6 +283,9 @@ def test_a_replica_outlives_a_plane_and_an_etcd_outage(serving: Serve, federatio
                 patient.stop()
             lab.up(lab_spec)
         eventually(lambda: serving.get("/readyz")[0] == 200, "ready again", attempts=600)
+        # Ready means watching the plane again (not only that the plane answers): what is
+        # written now is heard at once.
+        assert (serving.metric(plane_watches) or 0) >= watching
         name = f"after-{component.replace('/', '-')}"
         kubectl(federation, "federation", "create", "configmap", name, "--from-literal=a=1")
         for member in MEMBERS:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from federator.kube.client import KubeError
-from federator.kube.watching import Reflector, SharedReflectors
+from federator.kube.watching import Reflector, SharedReflectors, unwatched
 from tests import clock
 
 
@@ -195,3 +195,38 @@ def test_a_mirror_holds_each_string_once() -> None:
     assert mine["data"]["list"][1][0] is theirs["data"]["list"][1][0]
     assert next(iter(mine["metadata"])) is next(iter(theirs["metadata"]))
     assert mine["metadata"]["labels"]["app"] is theirs["metadata"]["labels"]["app"]
+
+
+class _Flaky(_Counted):
+    """Its watch fails `failures` times before the server accepts one."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def watch(self, url: str, **options: Any) -> AsyncIterator[Any]:
+        if self.failures:
+            self.failures -= 1
+            raise KubeError(503, "ServiceUnavailable", "the plane is away")
+        options["opened"]()
+        await asyncio.Event().wait()
+        yield {}
+
+
+@clock.virtual
+async def test_a_collection_counts_as_watched_only_while_its_watch_is_open() -> None:
+    """What /readyz asks after an outage: listed is not enough, the watch must be open
+    again (a reflector in its backoff would leave changes waiting)."""
+    member = _Flaky(failures=3)
+    mirror = Reflector(member, "/apis/apps/v1/statefulsets", ignore)  # type: ignore[arg-type]
+    running = asyncio.ensure_future(mirror.run())
+    try:
+        await mirror.synced.wait()
+        assert unwatched(member) == ["/apis/apps/v1/statefulsets"]  # type: ignore[arg-type]
+        await clock.until(lambda: mirror.watching, "the watch open after its failures")
+        assert member.failures == 0
+        assert unwatched(member) == []  # type: ignore[arg-type]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert not mirror.watching and unwatched(member) == []  # type: ignore[arg-type]
