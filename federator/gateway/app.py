@@ -52,6 +52,23 @@ async def _as_status(request: web.Request,
         return status_response(exc.status, _REASONS.get(exc.status, "BadRequest"), message)
 
 
+TARGET = web.RequestKey("target", paths.Target)  # the request target, once checked
+
+
+@web.middleware
+async def _checked_target(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                          ) -> web.StreamResponse:
+    """Every request target checked as it came, before anything is routed by it: aiohttp
+    routes by the decoded path, in which an encoded line break matched no route (a 404
+    where every other control character was a 400)."""
+    target = paths.parse(request.raw_path)
+    if isinstance(target, paths.Refused):
+        return status_response(400, "BadRequest", target.message)
+    request[TARGET] = target
+    return await handler(request)
+
+
 class Gateway:
     def __init__(self, plane: KubeClient, registry: Registry, tokens: dict[str, User],
                  dns_records: Callable[[], list[RecordSet]] = list, *,
@@ -68,7 +85,7 @@ class Gateway:
         self.pods = Pods(registry, member_timeout)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_as_status, self._authenticate],
+        app = web.Application(middlewares=[_as_status, _checked_target, self._authenticate],
                               client_max_size=MAX_BODY)
         app.add_subapp(api.PREFIX, api.Api(self.plane, self.registry, self.dns_records,
                                              self.learned_capacity).app())
@@ -90,9 +107,7 @@ class Gateway:
 
     async def _pass(self, request: web.Request) -> web.StreamResponse:
         """Everything but the REST API: checked, then to a member or to the plane."""
-        target = paths.parse(request.raw_path)
-        if isinstance(target, paths.Refused):
-            return status_response(400, "BadRequest", target.message)
+        target = request[TARGET]
         at_member = paths.member_target(target)
         if at_member is not None:
             return await self._member(request, at_member)

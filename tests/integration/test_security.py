@@ -101,6 +101,11 @@ def tricks(port: int) -> list[str]:
         "/clusters/member-1/%2e%2e/%2e%2e/api/v1/secrets",
         "/clusters/member-1/..%2F..%2Fapi/v1/secrets",
         "/api/v1/namespaces/default/../../../clusters/member-1/api",
+        # Encoded control characters, a line break among them (aiohttp routes by the
+        # decoded path, where a line break matched no route: a 404 once), anywhere.
+        *(f"{prefix}/a{code}b" for code in ("%0d%0a", "%0a", "%0D", "%00", "%09", "%7f")
+          for prefix in ("/clusters/member-1/api/v1/namespaces", "/api/v1/namespaces",
+                         "/federator/v1/clusters")),
     ]
 
 
