@@ -12,12 +12,13 @@ import pytest
 from federator.lab.process import ProcessLab, port_in_use
 from federator.lab.spec import LabSpec, default_members
 from tests.cli import federator
+from tests.integration.conftest import TEST_BASE_PORT
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
 pytestmark = pytest.mark.integration
 
-BASE_PORT = 28400
+BASE_PORT = TEST_BASE_PORT + 1000  # past the session's lab, whatever its base port
 
 
 def listening_ports() -> set[int]:
