@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import yarl
@@ -137,12 +137,12 @@ class Gateway:
 
     @staticmethod
     async def _to_member(request: web.Request, client: KubeClient, path_qs: str, user: User,
-                         what: str) -> web.StreamResponse:
-        """A request passed to a member as it came; an upgrade (exec, attach, port-forward)
-        carried as its own connection."""
+                         what: str, warnings: Sequence[str] = ()) -> web.StreamResponse:
+        """A request passed to a member as it came (with `warnings` of our own on its
+        answer); an upgrade (exec, attach, port-forward) carried as its own connection."""
         if upgrade.is_upgrade(request):
             return await upgrade.carry(request, client, path_qs, user, what)
-        return await forward(request, client, path_qs, user, what)
+        return await forward(request, client, path_qs, user, what, warnings)
 
     async def _pod(self, request: web.Request, user: User, pod: fanout.PodRequest,
                    target: paths.Target) -> web.StreamResponse:
@@ -151,8 +151,11 @@ class Gateway:
         if isinstance(found, web.StreamResponse):
             return found
         assert found.member.client is not None
+        # Said as the fan-out says it: where the pod was not looked for.
+        left_out = [f'299 - "cluster {name} left out: no answer within '
+                    f'{self.member_timeout:g}s"' for name in found.silent]
         answer = await self._to_member(request, found.member.client, target.path_qs, user,
-                                       f"cluster {found.cluster}")
+                                       f"cluster {found.cluster}", left_out)
         if answer.status == 404:
             self.pods.forget(pod.namespace, pod.name)  # gone, or moved: asked afresh
         return answer

@@ -27,6 +27,7 @@ Key = tuple[str, str]  # (namespace, name)
 class Found:
     cluster: str
     member: Member
+    silent: tuple[str, ...] = ()  # Ready members asked that did not answer in time
 
 
 class Pods:
@@ -67,19 +68,19 @@ class Pods:
         answers = await asyncio.gather(*(ask(m, path, headers, self.member_timeout)
                                          for m in members.values()))
         holders = [n for n, (code, _) in zip(members, answers, strict=True) if code == 200]
+        silent = [n for n, (code, _) in zip(members, answers, strict=True) if code == 0]
         if len(holders) > 1:
             return status_response(409, "Conflict", fanout.ambiguous("pods", pod.name, holders))
         if holders:
             self._known[key] = (holders[0], time.monotonic() + self.ttl)
             if len(self._known) > REMEMBERED:
                 self._known.popitem(last=False)
-            return Found(holders[0], members[holders[0]])
+            return Found(holders[0], members[holders[0]], tuple(silent))
         refused = [(code, body) for code, body in answers if code not in (0, 404)]
         if refused:  # e.g. 403: the caller may not read pods there
             code, body = refused[0]
             return web.Response(status=code, text=json.dumps(body),
                                 content_type="application/json")
-        silent = [n for n, (code, _) in zip(members, answers, strict=True) if code == 0]
         more = f" ({', '.join(silent)} did not answer)" if silent else ""
         return status_response(404, "NotFound",
                                f'pods "{pod.name}" not found in any Ready cluster{more}')

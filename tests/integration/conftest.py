@@ -161,6 +161,21 @@ def remove_forced_leftovers(kubeconfig: Path, member: str) -> None:
             "--timeout=120s", "--ignore-not-found")
 
 
+def members_work(kubeconfig: Path) -> None:
+    """Each member runs a Deployment of its own again (its controllers, scheduler and kwok
+    answer): a test that stopped part of the lab waits for this before it ends, so that the
+    next test does not wait for the members' controllers to come back (a Deployment made
+    after the etcd outage took 100 s to get its pods)."""
+    for member in MEMBERS:
+        kubectl(kubeconfig, member, "-n", "kube-public", "apply", "-f", "-",
+                stdin=DEPLOYMENT.format(name="members-work", replicas=1))
+    for member in MEMBERS:
+        kubectl(kubeconfig, member, "-n", "kube-public", "rollout", "status",
+                "deployment/members-work", "--timeout=300s")
+        kubectl(kubeconfig, member, "-n", "kube-public", "delete", "deployment",
+                "members-work", "--wait=false")
+
+
 def rejoin_missing(kubeconfig: Path) -> list[str]:
     """Every member of MEMBERS joined again if a test took it away (whatever it left in the
     member removed first) and Ready; the members that had to be joined."""

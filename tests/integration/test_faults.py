@@ -20,7 +20,13 @@ from typing import IO, Any
 import pytest
 
 from federator.domain.sharding import shard_of
-from tests.integration.conftest import DEPLOYMENT, MEMBERS, in_place_of, write_contexts
+from tests.integration.conftest import (
+    DEPLOYMENT,
+    MEMBERS,
+    in_place_of,
+    members_work,
+    write_contexts,
+)
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve
 
@@ -163,6 +169,12 @@ def test_a_hung_member_delays_only_its_own_copies(serving: Serve, federation: Pa
                 eventually(lambda m=member: set(names) <= set(managed(
                     federation, m, "configmaps", namespace)),
                     f"every ConfigMap in {member} while member-1 hangs", attempts=600)
+            # Not after member-1's writes gave up: each waits for its 10 s client timeout,
+            # and with one worker waiting for them, each object would come only after the
+            # previous object's write to member-1 had ended (11 of them by the 12th).
+            ended = [e for e in events_of(alone.log.read_text(), 0)
+                     if e["event"] == "slow write ended" and e.get("cluster") == "member-1"]
+            assert len(ended) < len(names) - 1, ended
             # A list across members answers without the hung one after member_timeout, and
             # says so; so does a watch.
             across = kubectl(contexts, "federation", "get", "pods", "-n", namespace)
@@ -293,6 +305,7 @@ def test_a_replica_outlives_a_plane_and_an_etcd_outage(serving: Serve, federatio
                                                              "default"),
                        f"{name} reaches {member}", attempts=600)
         kubectl(federation, "federation", "delete", "configmap", name)
+    members_work(federation)
     said = [e["event"] for e in events_of(serving.log.read_text(), start)]
     lost = said.index("lost leadership: the leader's work stopped; campaigning again")
     assert "became leader" in said[lost:]

@@ -263,6 +263,9 @@ def test_a_hung_member_delays_finding_a_pod_elsewhere_only_to_member_timeout(
     try:
         logged = kubectl(gateway, "federation", "-n", FEDERATED, "logs", name, "--tail=1")
         assert logged.stdout == f"{name}: serving\n"
+        # Asked before member-3 is found not Ready: left out once member_timeout passed
+        # (not after its client's own timeout), and said.
+        assert "cluster member-3 left out: no answer within 5s" in logged.stderr, logged.stderr
         done = kubectl(gateway, "federation", "-n", FEDERATED, "exec", name, "--", "echo",
                        "found")
         assert done.stdout == "found\n"
