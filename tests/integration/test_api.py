@@ -114,7 +114,7 @@ def test_the_planes_rbac_decides_for_the_caller(
             403, 'user "nobody" cannot list clusters.federator.io in the federation'), route
 
 
-def test_plan_explains_each_share_and_changes_nothing(api: Api) -> None:
+def test_plan_explains_each_share_and_changes_nothing(api: Api, gateway: Path) -> None:
     request = {"replicas": 10, "preferences": {"clusters": {"member-1": {"weight": 2},
                                                             "*": {"weight": 1}}}}
     code, plan = api.call("POST", "/plan", request)
@@ -144,8 +144,7 @@ def test_plan_explains_each_share_and_changes_nothing(api: Api) -> None:
         "POST", "/plan", kept)[1]["clusters"]}
     assert shares["member-1"] == (4, "kept where they run (rebalance off)")
     assert shares["member-2"][0] + shares["member-3"][0] == 1
-    # The int32 maximum is planned at once; beyond it, 422 naming the field. /healthz answers
-    # all along (no work proportional to the number runs on the event loop).
+    # The int32 maximum is planned exactly; beyond it, 422 naming the field.
     code, most = api.call("POST", "/plan", {"replicas": 2**31 - 1})
     assert code == 200 and sum(s["replicas"] for s in most["clusters"]) == 2**31 - 1
     huge = {**deployment, "spec": {"replicas": 10**12}}
@@ -161,6 +160,10 @@ def test_plan_explains_each_share_and_changes_nothing(api: Api) -> None:
         code, bad = api.call("POST", "/plan", wrong)
         assert code == 422, bad
         assert bad["details"]["causes"][0]["field"] == field, bad
+    # Nothing was made or told of the object planned.
+    assert kubectl(gateway, "federation", "get", "deployment", "x", check=False).returncode != 0
+    assert get_json(gateway, "federation", "events", "--field-selector",
+                    "involvedObject.name=x")["items"] == []
 
 
 def test_workloads_and_events(api: Api, gateway: Path, federation: Path) -> None:

@@ -320,7 +320,15 @@ def test_sigterm_ends_serve_while_a_member_is_down(serving: Serve, federation: P
         kubectl(federation, "federation", "wait", "cluster/member-3", "--timeout=60s",
                 "--for=jsonpath={.status.conditions[0].status}=False")
         assert serving.stop() == 0  # ended by itself, not killed after the 30 s grace
-        assert "stopped" in [e["event"] for e in events_of(serving.log.read_text(), 0)]
+        said = [e["event"] for e in events_of(serving.log.read_text(), 0)]
+        assert "stopped" in said and "lease not released" not in said
+        assert "shards not given back" not in said
+        # Handed over at once, not left to run out: the leader's lease and every shard's
+        # are given up (a successor takes them without waiting).
+        leader = get_json(federation, "federation", "lease", "-n", "federation-system",
+                          "federator")
+        assert not leader["spec"].get("holderIdentity"), leader["spec"]
+        assert set(_holders(federation).values()) == {""}, _holders(federation)
     finally:
         lab.up(lab_spec)
         serving.restart()
