@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli import federator
+from tests.cli import federator_here as federator
 
 
 def test_unknown_provider_is_one_clear_line(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from federator import config
-from tests.cli import federator
+from tests.cli import federator_here as federator
 
 
 def test_file_then_environment_then_flags(tmp_path: Path) -> None:
