@@ -2,9 +2,10 @@
 the same requests straight to the plane, in the same run.
 
 Brings up a lab (the plane and one member), `federator init`, `federator serve` with a token
-for a `system:masters` user, and fills a namespace with ConfigMaps. Then, in alternating
-rounds so that drift of the machine hits both ways alike: one client asking one request at a
-time (latency: p50, p99) and CONCURRENCY clients asking without pause (throughput), each
+for a `system:masters` user, and fills a namespace with ConfigMaps. Then, in rounds in ABBA
+order (direct first, then the gateway first, ...) so that drift of the machine hits both
+ways alike: one client asking one request at a time (latency: p50, p99) and CONCURRENCY
+clients asking without pause (throughput), each
 way. The plane is asked with the lab's admin certificate; the gateway with the bearer token,
 and it asks the plane again impersonating the user. What impersonation alone costs the
 plane: the direct requests once more with `Impersonate-User`/`Impersonate-Group` headers.
@@ -23,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from benchmarks.lab import federated_lab
+from benchmarks.lab import federated_lab, second_first
 from benchmarks.propagation import percentile
 from federator.gateway.certificates import gateway_ca
 from federator.kube.client import KubeClient
@@ -99,9 +100,10 @@ async def measure(kubeconfig: Path, gateway_port: int, configmaps: int, n: int,
         for client in ways.values():  # connections open, caches warm
             for ask in asks.values():
                 await latencies(client, ask, 20)
-        for _ in range(rounds):
+        for index in range(rounds):
             for what, ask in asks.items():
-                for way, client in ways.items():
+                order = list(ways.items())
+                for way, client in order[::-1] if second_first(index) else order:
                     lat[(what, way)] += await latencies(client, ask, n // rounds)
                     rps[(what, way)].append(await throughput(client, ask, n // rounds))
                 lat[(what, "impersonated")] += await latencies(plane, impersonated[what],
@@ -109,7 +111,7 @@ async def measure(kubeconfig: Path, gateway_port: int, configmaps: int, n: int,
     finally:
         await plane.close()
         await gateway.close()
-    print(f"\n{n} requests per measure and way, in {rounds} alternating rounds; "
+    print(f"\n{n} requests per measure and way, in {rounds} rounds in ABBA order; "
           f"throughput with {CONCURRENCY} concurrent clients\n")
     print("| request | measure | direct to the plane | through the gateway | "
           "gateway / direct |")

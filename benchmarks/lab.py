@@ -87,3 +87,10 @@ def metrics_page(port: int) -> str:
     """What serve's /metrics says now (serve's health port `port`)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         return str(reply.read().decode())
+
+
+def second_first(index: int) -> bool:
+    """Whether round `index` of an A/B comparison runs B before A: the rounds go AB, BA, AB,
+    BA, ... (ABBA), so that drift of the machine, and what one way leaves behind for the
+    next, weigh on both ways alike."""
+    return index % 2 == 1
