@@ -903,6 +903,67 @@ def test_what_a_workload_uses_follows_it(serving: Serve, federation: Path) -> No
                 "carrier", "carried", "carried-secret", "--ignore-not-found")
 
 
+SCHEDULED = """
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: nightly-account
+  annotations: {"federator.io/clusters": member-2}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: nightly-claim
+  annotations: {"federator.io/clusters": member-2}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Mi}}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+  annotations: {"federator.io/clusters": member-3}
+spec:
+  schedule: "0 3 * * *"
+  suspend: true
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          serviceAccountName: nightly-account
+          containers: [{name: app, image: registry.k8s.io/pause:3.10}]
+          volumes: [{name: data, persistentVolumeClaim: {claimName: nightly-claim}}]
+"""
+
+
+def test_a_cronjob_is_propagated_and_takes_its_account_and_claim(serving: Serve,
+                                                                  federation: Path) -> None:
+    """A CronJob (suspended: it never runs here) placed on member-3 reaches it, with the
+    ServiceAccount and the PersistentVolumeClaim its job's pods name, although their own
+    placement says member-2; when the CronJob goes, they leave member-3."""
+    def where(kind: str, name: str) -> list[str]:
+        return [m for m in MEMBERS if copy_of(federation, m, kind, name) is not None]
+
+    apply(federation, SCHEDULED)
+    try:
+        copy = eventually(lambda: copy_of(federation, "member-3", "cronjob", "nightly"),
+                          "the CronJob in member-3")
+        assert copy["spec"]["schedule"] == "0 3 * * *" and copy["spec"]["suspend"] is True
+        assert where("cronjob", "nightly") == ["member-3"]
+        for kind, name in (("serviceaccount", "nightly-account"), ("pvc", "nightly-claim")):
+            eventually(lambda k=kind, n=name: where(k, n) == ["member-2", "member-3"],
+                       f"{name} in member-3 (needed) and member-2 (placed)")
+        kubectl(federation, "federation", "delete", "cronjob", "nightly")
+        for kind, name in (("serviceaccount", "nightly-account"), ("pvc", "nightly-claim")):
+            eventually(lambda k=kind, n=name: where(k, n) == ["member-2"],
+                       f"{name} leaves member-3 with the CronJob")
+    finally:
+        kubectl(federation, "federation", "delete", "cronjob,serviceaccount,pvc", "nightly",
+                "nightly-account", "nightly-claim", "--ignore-not-found")
+
+
 def test_helm_release_records_stay_in_the_plane(serving: Serve, federation: Path) -> None:
     """A Helm release installed through the federation is the federation's: its release
     Secret (type helm.sh/release.v1) is not copied, while the release's objects are."""
