@@ -4,12 +4,17 @@ definitions; through the gateway with the real kubectl."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from federator.domain.kinds import CLUSTER_LOCAL, federated
+from federator.kube.client import KubeClient
+from federator.kube.discovery import discover
+from federator.kube.kubeconfig import load_credentials
 from tests.integration.test_propagation import MEMBERS, copy_of, events
 from tests.kube import eventually, kubectl
 from tests.serving import Serve
@@ -333,3 +338,44 @@ def test_a_custom_kind_with_a_scale_subresource_is_spread(serving: Serve, federa
                 "--wait=false", check=False)
         kubectl(gateway, "federation", "delete", "namespace", "kinds-scale", "--wait=false",
                 check=False)
+
+
+LEASE = """
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: kinds-local, namespace: default}
+spec: {holderIdentity: someone}
+"""
+
+
+def test_what_is_local_by_nature_stays_in_the_plane(serving: Serve, federation: Path,
+                                                    kubeconfig: Path) -> None:
+    """On the plane's real discovery, every kind of the exclusion list that it serves is left
+    out; a Lease written
+    through the federation stays in the plane: once a ConfigMap written after it has reached
+    every member, no member holds it."""
+    async def discovered() -> list[str]:
+        plane = KubeClient(await load_credentials(kubeconfig, "plane"))
+        try:
+            found = await discover(plane)
+        finally:
+            await plane.close()
+        served = {(r.group, r.plural) for r in found.resources}
+        chosen = {(r.group, r.plural) for r in federated(found.resources)}
+        assert not chosen & set(CLUSTER_LOCAL)
+        assert served & set(CLUSTER_LOCAL) >= {("", "pods"), ("", "events"),
+                                              ("coordination.k8s.io", "leases")}
+        return sorted(f"{g}/{p}" for g, p in served & set(CLUSTER_LOCAL))
+
+    assert asyncio.run(discovered())
+    kubectl(federation, "federation", "apply", "-f", "-", stdin=LEASE)
+    kubectl(federation, "federation", "create", "configmap", "kinds-after-lease",
+            "--from-literal=a=1")
+    try:
+        eventually(lambda: all(_everywhere(federation, "configmap", "kinds-after-lease",
+                                           namespace="default")),
+                   "the later ConfigMap in every member")
+        assert not any(_everywhere(federation, "lease", "kinds-local", namespace="default"))
+    finally:
+        kubectl(federation, "federation", "-n", "default", "delete", "lease,configmap",
+                "kinds-local", "kinds-after-lease", "--ignore-not-found")
