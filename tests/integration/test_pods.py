@@ -214,8 +214,8 @@ def test_a_pod_name_in_two_members_is_a_conflict_naming_both(
             assert "more than one cluster (member-1, member-3)" in done.stderr, done.stderr
             assert "federation-member-1, federation-member-3" in done.stderr
         # A Status with code 409 (kubectl's -v=6 shows the HTTP status it got).
-        raw = kubectl(gateway, "federation", "get", "--raw", "-v=6",
-                      "/api/v1/namespaces/gw-twice/pods/twin", check=False)
+        raw = kubectl(gateway, "federation", "get", "-v=6",
+                      "--raw=/api/v1/namespaces/gw-twice/pods/twin", check=False)
         assert raw.returncode == 1 and "409 Conflict" in raw.stderr, raw.stderr
         # (kubectl asks the plane for the namespace after a NotFound: one it holds.)
         for args in (("get", "pod", "nobody"), ("delete", "pod", "nobody"),

@@ -505,11 +505,11 @@ CONFIGMAPS = "  resourceSelectors:\n    - {apiVersion: v1, kind: ConfigMap}\n"
     ("team-d", CONFIGMAPS + "  placement: {clusterSelector: {matchExpressions: "
      "[{key: tier, operator: Exists, values: [gold]}]}}",
      "spec.placement.clusterSelector.matchExpressions[0].values: Exists takes no values"),
-    ("team-e", "  resourceSelectors:\n    - {apiVersion: v1, kind: ConfigMap, labelSelector: "
+    ("team-x", "  resourceSelectors:\n    - {apiVersion: v1, kind: ConfigMap, labelSelector: "
      "{matchExpressions: [{key: a, operator: Exists, values: ['1']}]}}",
      "spec.resourceSelectors[0].labelSelector.matchExpressions[0].values: Exists takes no "
      "values"),
-    ("team-f", CONFIGMAPS + "  overrides:\n    - {clusters: [member-1], patches: "
+    ("team-y", CONFIGMAPS + "  overrides:\n    - {clusters: [member-1], patches: "
      "[{op: replace, path: /metadata/name, value: renamed}]}",
      "spec.overrides[0].patches[0].path: /metadata/name cannot be overridden"),
 ])
