@@ -55,6 +55,11 @@ async def _as_status(request: web.Request,
 TARGET = web.RequestKey("target", paths.Target)  # the request target, once checked
 
 
+def _left_out(cluster: str, why: object) -> str:
+    """The Warning header saying a member's answer is not part of this one, and why."""
+    return f'299 - "cluster {cluster} left out: {why}"'
+
+
 @web.middleware
 async def _checked_target(request: web.Request,
                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -152,8 +157,7 @@ class Gateway:
             return found
         assert found.member.client is not None
         # Said as the fan-out says it: where the pod was not looked for.
-        left_out = [f'299 - "cluster {name} left out: no answer within '
-                    f'{self.member_timeout:g}s"' for name in found.silent]
+        left_out = [_left_out(name, why) for name, why in found.silent]
         answer = await self._to_member(request, found.member.client, target.path_qs, user,
                                        f"cluster {found.cluster}", left_out)
         if answer.status == 404:
@@ -180,7 +184,7 @@ class Gateway:
             if code == 200:
                 answers[name] = body
             elif code == 0:
-                warnings.append(f'299 - "cluster {name} left out: {body["message"]}"')
+                warnings.append(_left_out(name, body["message"]))
             else:
                 failures[name] = (code, body)
         if fanout.is_collection(request.path):
@@ -188,7 +192,7 @@ class Gateway:
                 code, body = next(iter(failures.values()))  # e.g. 403 from every member
                 return self._json(code, body, warnings)
             for name, (code, body) in failures.items():
-                warnings.append(f'299 - "cluster {name} left out: {body.get("message", code)}"')
+                warnings.append(_left_out(name, body.get("message", code)))
             return self._json(200, fanout.merge(answers), warnings)
         if len(answers) > 1:
             resource, name = request.path.rsplit("/", 2)[-2:]
@@ -253,7 +257,7 @@ class Gateway:
                 elif future.result()[0] != 200:
                     code, _, body = future.result()
                     message = body if code == 0 else f"answered {code}"
-                    warnings.append(f'299 - "cluster {name} left out: {message[:200]}"')
+                    warnings.append(_left_out(name, message[:200]))
                     started[name] = future.result()
                 else:
                     started[name] = future.result()

@@ -27,7 +27,7 @@ Key = tuple[str, str]  # (namespace, name)
 class Found:
     cluster: str
     member: Member
-    silent: tuple[str, ...] = ()  # Ready members asked that did not answer in time
+    silent: tuple[tuple[str, str], ...] = ()  # (member, why) asked but not answering
 
 
 class Pods:
@@ -68,7 +68,8 @@ class Pods:
         answers = await asyncio.gather(*(ask(m, path, headers, self.member_timeout)
                                          for m in members.values()))
         holders = [n for n, (code, _) in zip(members, answers, strict=True) if code == 200]
-        silent = [n for n, (code, _) in zip(members, answers, strict=True) if code == 0]
+        silent = [(n, str(body["message"])) for n, (code, body)
+                  in zip(members, answers, strict=True) if code == 0]
         if len(holders) > 1:
             return status_response(409, "Conflict", fanout.ambiguous("pods", pod.name, holders))
         if holders:
@@ -81,6 +82,6 @@ class Pods:
             code, body = refused[0]
             return web.Response(status=code, text=json.dumps(body),
                                 content_type="application/json")
-        more = f" ({', '.join(silent)} did not answer)" if silent else ""
+        more = f" ({', '.join(n for n, _ in silent)} did not answer)" if silent else ""
         return status_response(404, "NotFound",
                                f'pods "{pod.name}" not found in any Ready cluster{more}')
