@@ -333,6 +333,18 @@ def components(spec: LabSpec, paths: LabPaths, binaries: Binaries) -> list[Compo
     return result
 
 
+def stale_clients(plan: list[Component], running: set[str]) -> list[str]:
+    """The running components to start again because the apiserver they talk to is about to
+    be started again (it was stopped or crashed while they ran): a client-go watch that lost
+    its apiserver retries with a backoff of up to 30 s per informer, so a member whose
+    apiserver came back would take up to a minute more to run a new pod. Started afresh, they
+    list at once."""
+    returning = {c.cluster for c in plan
+                 if c.name.endswith("/kube-apiserver") and c.name not in running}
+    return [c.name for c in plan
+            if c.cluster in returning and c.stage > 1 and c.name in running]
+
+
 def component_kubeconfig(paths: LabPaths, cluster: str) -> Path:
     """The kubeconfig that one cluster's own components use (one context, admin identity)."""
     return paths.work(cluster) / "kubeconfig"

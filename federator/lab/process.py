@@ -181,6 +181,12 @@ class ProcessLab:
             binaries = Toolchain(spec.k8s_version, progress=self.progress).ensure()
         self._prepare(spec)
         plan = layout.components(spec, self.paths, binaries)
+        stale = layout.stale_clients(plan, set(records))
+        if stale:
+            self.progress(f"starting again what talks to a returning apiserver: "
+                          f"{', '.join(stale)}")
+            self._stop(stale, records)
+            self._save(spec, records)
         started: list[str] = []
         try:
             for stage in sorted({c.stage for c in plan}):

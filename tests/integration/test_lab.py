@@ -122,13 +122,27 @@ def test_status_reports_every_component_healthy(lab: ProcessLab, lab_spec: LabSp
 
 def test_a_stopped_component_comes_back_with_up(lab: ProcessLab, lab_spec: LabSpec,
                                                kubeconfig: Path) -> None:
-    target = f"{lab_spec.members[-1].name}/kube-apiserver"
+    member = lab_spec.members[-1].name
+    target = f"{member}/kube-apiserver"
+    before = {s.name: s.pid for s in lab.status()}
     lab.stop_component(target)
     stopped = {s.name: s for s in lab.status()}[target]
     assert not stopped.running
     lab.up(lab_spec)
-    assert {s.name: s for s in lab.status()}[target].healthy
-    kubectl(kubeconfig, lab_spec.members[-1].name, "get", "--raw", "/readyz")
+    after = {s.name: s for s in lab.status()}
+    assert after[target].healthy
+    kubectl(kubeconfig, member, "get", "--raw", "/readyz")
+    # What talks to the returning apiserver was started afresh (no client-go backoff to
+    # wait out), and nothing of any other cluster was touched.
+    clients = {n for n in before if n.startswith(f"{member}/") and n != target}
+    assert clients and all(after[n].pid != before[n] and after[n].healthy for n in clients)
+    assert all(after[n].pid == before[n] for n in before
+               if not n.startswith(f"{member}/"))
+    kubectl(kubeconfig, member, "-n", "kube-public", "create", "deployment", "comes-back",
+            "--image=registry.k8s.io/pause:3.10")
+    kubectl(kubeconfig, member, "-n", "kube-public", "rollout", "status",
+            "deployment/comes-back", "--timeout=120s")
+    kubectl(kubeconfig, member, "-n", "kube-public", "delete", "deployment", "comes-back")
 
 
 POD = """

@@ -139,3 +139,20 @@ def test_a_member_without_workloads_runs_only_what_join_needs() -> None:
     used = [p for c in layout.components(spec, PATHS, BINARIES) if "127.0.0.1" in c.hosts
             for p in c.ports]
     assert sorted(used) == sorted(spec.all_ports())
+
+
+def test_a_returning_apiserver_has_its_own_clusters_clients_started_afresh() -> None:
+    plan = layout.components(SPEC, PATHS, BINARIES)
+    everything = {c.name for c in plan}
+    assert layout.stale_clients(plan, everything) == []
+    member = everything - {"member-2/kube-apiserver"}
+    assert layout.stale_clients(plan, member) == [
+        "member-2/kube-controller-manager", "member-2/kube-scheduler", "member-2/kwok",
+        "member-2/nodes"]
+    plane = everything - {"plane/kube-apiserver", "member-1/kwok"}
+    assert layout.stale_clients(plan, plane) == ["plane/kube-controller-manager"]
+    # etcd returning: the apiservers reconnect by themselves, nothing is restarted.
+    assert layout.stale_clients(plan, everything - {"etcd"}) == []
+    # A whole cluster away: nothing of it runs, nothing to stop.
+    gone = {n for n in everything if not n.startswith("member-3/")}
+    assert layout.stale_clients(plan, gone) == []
