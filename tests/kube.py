@@ -12,13 +12,28 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+# Where a test's time goes: each wait of a second or more (an `eventually`, or a kubectl
+# call outside one, such as `rollout status`), as (seconds, what), gathered for the test
+# running now and printed for the slowest tests at the end of the run (conftest).
+WAITS: list[tuple[float, str]] = []
+LONG_WAIT = 1.0
+_polling = threading.local()
+
+
+def _waited(began: float, what: str) -> None:
+    seconds = time.monotonic() - began
+    if seconds >= LONG_WAIT and not getattr(_polling, "inside", False):
+        WAITS.append((seconds, what))
+
 
 def kubectl(kubeconfig: Path, context: str, *args: str, stdin: str | None = None,
             check: bool = True, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[str]:
     argv = ["kubectl", f"--kubeconfig={kubeconfig}", f"--context={context}", *args]
+    began = time.monotonic()
     done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False,
                           timeout=300, env={**os.environ, **(env or {})})
+    _waited(began, f"kubectl --context={context} {' '.join(args)}"[:120])
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed: {done.stderr}")
     return done
@@ -31,11 +46,17 @@ def get_json(kubeconfig: Path, context: str, *args: str) -> Any:
 def eventually(check: Any, what: str, attempts: int = 300) -> Any:
     """Poll `check` until it returns something truthy (every 0.2 s, a bounded number of
     times); what it returned."""
-    for _ in range(attempts):
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)  # between polls
+    began, outer = time.monotonic(), getattr(_polling, "inside", False)
+    _polling.inside = True
+    try:
+        for _ in range(attempts):
+            result = check()
+            if result:
+                return result
+            time.sleep(0.2)  # between polls
+    finally:
+        _polling.inside = outer
+        _waited(began, what)
     raise AssertionError(f"never happened: {what}")
 
 

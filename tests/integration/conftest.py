@@ -6,14 +6,17 @@ import base64
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
+from tests import kube
 from tests.bind import KEY_NAME, Bind
 from tests.cli import federator
 from tests.kube import get_json, kubectl
@@ -27,6 +30,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("integration") is None:
         pytest.fail(f"{item.nodeid} is a lab test (tests/integration) but is not marked "
                     "integration: add pytestmark = pytest.mark.integration", pytrace=False)
+
+
+_SPENT: list[tuple[float, str, str, list[tuple[float, str]]]] = []  # secs, test, after, waits
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    kube.WAITS.clear()
+    began = time.monotonic()
+    yield
+    after = _SPENT[-1][1] if _SPENT else "(first)"
+    _SPENT.append((time.monotonic() - began, item.nodeid, after, list(kube.WAITS)))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the slowest lab tests spent their time (setup, call and teardown): their
+    waits of 3 s or more, and the test that ran before each (whose leftovers it may wait
+    out)."""
+    slowest = sorted((s for s in _SPENT if s[0] >= 20), reverse=True)[:15]
+    if not slowest:
+        return
+    terminalreporter.section("where the slowest lab tests waited")
+    for seconds, nodeid, after, waits in slowest:
+        terminalreporter.write_line(f"{seconds:6.1f} s {nodeid.split('::')[-1]} "
+                                    f"(after {after.split('::')[-1]})")
+        for waited, what in sorted(waits, reverse=True):
+            if waited >= 3:
+                terminalreporter.write_line(f"{waited:12.1f} s {what}")
 
 
 # Away from the default lab's ports, so tests and a user's lab can run side by side.
