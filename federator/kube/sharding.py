@@ -263,24 +263,28 @@ class ShardKeeper:
         metrics.SHARDS_HELD.set(len(held))
 
     async def release(self, within: float = 2.0) -> None:
-        """At shutdown, once the controllers stopped: give every shard up, and remove this
-        replica's own Lease, so that the others take over at once (bounded by `within`: an
-        unreachable plane must not hold a shutdown)."""
-        held = self.held
+        """At shutdown, once the controllers stopped: give up every shard Lease this
+        identity holds (those it works on, and any whose take was written when the loop was
+        cancelled before it heard back), and remove this replica's own Lease, so that the
+        others take over at once (bounded by `within`: an unreachable plane must not hold a
+        shutdown)."""
         self._set(frozenset())
-        work = [self._give_back(self._shard_lease(shard)) for shard in held]
         try:
             async with asyncio.timeout(within):
-                done = await asyncio.gather(self.client.delete(self._url(self._replica_lease)),
-                                            *work, return_exceptions=True)
+                listed = await self.client.get(
+                    self._url(), labelSelector=f"{GROUP_LABEL}={self.settings.name}")
+                mine = [lease for lease in listed.get("items") or []
+                        if self._shard_number(lease["metadata"]["name"]) is not None
+                        and (lease.get("spec") or {}).get("holderIdentity") == self.identity]
+                done = await asyncio.gather(
+                    self.client.delete(self._url(self._replica_lease)),
+                    *(self._write(lease["metadata"]["name"], lease, holder="", shard=True)
+                      for lease in mine), return_exceptions=True)
             failed = [e for e in done if isinstance(e, Exception)
                       and not (isinstance(e, KubeError) and e.not_found)]
             if failed:
                 log.warning("shards not given back", error=str(failed[0]))
+        except KubeError as exc:
+            log.warning("shards not given back", error=str(exc))
         except TimeoutError:
             log.warning("shards not given back", error=f"no answer within {within:.1f} s")
-
-    async def _give_back(self, name: str) -> None:
-        lease = await self.client.get(self._url(name))
-        if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
-            await self._write(name, lease, holder="", shard=True)

@@ -218,9 +218,11 @@ def test_load_balancer_ingress_gives_a_and_aaaa_records(serving: Serve, bind: Bi
     members = ("member-1", "member-2", "member-3")
     try:
         for index, member in enumerate(members, start=1):
-            eventually(lambda m=member: get_json(federation, m, "services", "-l",
-                                                 "federator.io/managed-by")["items"],
-                       f"dns-lb in {member}")
+            # dns-lb itself (another test's Service may be there too).
+            eventually(lambda m=member: any(
+                s["metadata"]["name"] == "dns-lb" for s in get_json(
+                    federation, m, "services", "-l", "federator.io/managed-by")["items"]),
+                f"dns-lb in {member}")
             kubectl(federation, member, "patch", "service", "dns-lb", "--subresource=status",
                     "--type=merge", "-p", json.dumps({"status": {"loadBalancer": {"ingress": [
                         {"ip": f"127.0.1.{index}"}, {"ip": "::1"}]}}}))
