@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -33,8 +34,10 @@ class EventRecorder:
         self._senders = senders
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def record(self, obj: Object, type_: EventType, reason: str, message: str) -> None:
-        body = event(obj, type_, reason, message, now=now_rfc3339(), instance=self.instance)
+    async def record(self, obj: Object, type_: EventType, reason: str, message: str, *,
+                     clusters: Iterable[str] = ()) -> None:
+        body = event(obj, type_, reason, message, now=now_rfc3339(), instance=self.instance,
+                     clusters=clusters)
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._send()) for _ in range(self._senders)]
         try:

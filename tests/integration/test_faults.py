@@ -363,6 +363,29 @@ def test_killed_in_a_burst_of_creates_and_deletes(serving: Serve, federation: Pa
     for member in MEMBERS:
         eventually(lambda m=member: managed(federation, m, "configmaps", namespace) == kept,
                    f"exactly the 30 kept ConfigMaps in {member}", attempts=900)
+    # Each kept copy's creation announced once, whether the killed serve wrote it (and died
+    # before its event was posted) or the restarted one did.
+    uids = {item["metadata"]["uid"]: item["metadata"]["name"] for item in get_json(
+        federation, "federation", "configmaps", "-n", namespace)["items"]
+        if item["metadata"]["name"] in kept}
+
+    def announced() -> dict[tuple[str, str], int]:
+        counted: dict[tuple[str, str], int] = {}
+        for event in get_json(federation, "federation", "events", "-n", namespace)["items"]:
+            uid = event["involvedObject"].get("uid")
+            if (event["reason"] != "CreatedInCluster" or uid not in uids
+                    or event["source"].get("component") != "federator"):
+                continue
+            named = event["metadata"]["annotations"]["federator.io/clusters"]
+            for cluster in named.split(","):
+                key = (uids[uid], cluster)
+                counted[key] = counted.get(key, 0) + (event.get("count") or 1)
+        return counted
+
+    every = {(name, member) for name in kept for member in MEMBERS}
+    counted = eventually(lambda: set(announced()) == every and announced(),
+                         "a CreatedInCluster event for every kept copy", attempts=600)
+    assert {key: n for key, n in counted.items() if n != 1} == {}
     kubectl(federation, "federation", "delete", "namespace", namespace, "--wait=false")
 
 

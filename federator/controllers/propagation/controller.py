@@ -38,7 +38,7 @@ from .members import Members, MemberView
 from .memory import Key, Memories
 from .overflow import Overflow
 from .plane import CRD_KIND, Plane, key_of
-from .reporting import Reporter
+from .reporting import Recall, Reporter
 from .writing import Job, Writer
 
 log = structlog.get_logger(__name__)
@@ -67,6 +67,7 @@ class Propagator:
                  recorder: EventRecorder, settings: PropagationSettings | None = None,
                  shard_of: Callable[[str, str, str], int] | None = None) -> None:
         self.shard_of = shard_of or (lambda kind, namespace, name: 0)
+        self.sharded = shard_of is not None
         self.shards: frozenset[int] = frozenset({0} if shard_of is None else ())
         self.registry = registry
         self.federation = federation
@@ -77,8 +78,9 @@ class Propagator:
         self.policies = Reflector(plane, path(POLICIES), self._on_policy)
         self.members = Members(registry)
         self.memories = Memories(self.plane.holds)
+        self.recall = Recall(plane)
         self.writer = Writer(self.plane, self.members, self.memories, federation,
-                             settings.member_wait, self.queue.add)
+                             settings.member_wait, self.queue.add, self.recall)
         self.deleter = Deleter(self.plane, self.members, self.memories, self.writer, recorder,
                                federation, settings.deletion_timeout)
         self.overflow = Overflow(self.members, self.memories, recorder,
@@ -102,6 +104,7 @@ class Propagator:
         """Shards taken: their objects are decided afresh (another replica may have left
         them half done), and copies whose plane object is gone are swept."""
         self.shards |= shards
+        self.recall.start()
         for obj in self.plane.objects():
             key = key_of(obj)
             if self.shard_of(*key) in shards:
@@ -358,6 +361,8 @@ class Propagator:
             await self.registry.synced.wait()
             await self.policies.synced.wait()
             self._following = True
+            if not self.sharded:
+                self.recall.start()  # one shard, held from the start: no gain to start it
             for name in list(self.registry.members):
                 self.registry.follow(name, self.members.views, self._watch)
             tasks += [asyncio.ensure_future(self._worker())
@@ -372,6 +377,7 @@ class Propagator:
             for task in tasks:
                 task.cancel()
             writes = self.writer.stop()
+            self.recall.stop()
             self.queue.close()
             await asyncio.gather(*tasks, *writes, stopped, return_exceptions=True)
 

@@ -5,17 +5,22 @@ object's (workloads, Jobs, custom kinds with a scale subresource)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 import structlog
 
+from federator.domain import events as event_rules
 from federator.domain import replicas as replica_rules
+from federator.domain.naming import PLANE_UID
 from federator.domain.objects import contains
 from federator.domain.propagation import CLUSTER_STATUS, STATUS_KINDS
 from federator.domain.status import MemberState, aggregate, aggregate_job, aggregate_scaled
-from federator.kube.client import Object
+from federator.kube.client import KubeClient, KubeError, Object
 from federator.kube.events import EventRecorder
+from federator.kube.resources import EVENTS, path
 
 from .members import Members
 from .memory import Key, Memories
@@ -29,6 +34,75 @@ def _holds(actual: Object, status: Object) -> bool:
     (the apiserver does not store zero counts)."""
     return all(actual.get(key, 0) == value if value == 0 else contains(actual.get(key), value)
                for key, value in status.items())
+
+
+# The plane keeps events this long by default (kube-apiserver --event-ttl): a copy made
+# earlier may have had its event, expired since.
+EVENT_TTL = 3600.0
+RECALL_PAGE = "500"
+
+
+class Recall:
+    """Which copies' creations are announced already, as the plane's events say: recalled
+    when this replica starts and whenever it takes shards (another replica may have stopped
+    between writing a copy and announcing it; so may this one's previous run). A copy found
+    right, of which this process has no memory, made before the recall and not announced, is
+    announced once."""
+
+    def __init__(self, client: KubeClient, window: float = EVENT_TTL) -> None:
+        self.client = client
+        self.window = window
+        self.announced: set[tuple[str, str]] = set()
+        self.at: float | None = None  # when the announcements were listed (POSIX seconds)
+        self._listing: asyncio.Task[None] | None = None
+        self._generation = 0
+
+    def start(self) -> None:
+        """List the announcements (again), in the background; the newest listing decides."""
+        self._generation += 1
+        self._listing = asyncio.create_task(self._list(self._generation))
+
+    async def _list(self, generation: int) -> None:
+        began: float | None = time.time()
+        found: set[tuple[str, str]] = set()
+        params = {"fieldSelector": f"reason={event_rules.CREATED},"
+                                   f"source={event_rules.COMPONENT}", "limit": RECALL_PAGE}
+        try:
+            while True:
+                page = await self.client.get(path(EVENTS), **params)
+                found |= event_rules.creations(page.get("items") or [])
+                more = (page.get("metadata") or {}).get("continue")
+                if not more:
+                    break
+                params["continue"] = more
+        except (KubeError, OSError, TimeoutError) as exc:
+            # Best effort, as events are: unknown, nothing is announced late.
+            log.warning("announcements not recalled; creations left unannounced by a "
+                        "stopped replica stay so", error=str(exc))
+            found, began = set(), None
+        if generation == self._generation:
+            self.announced, self.at = found, began
+
+    async def due(self, obj: Object, cluster: str, copy: Object) -> bool:
+        """Whether `copy` (right as it is, and unknown to this process) is a creation still
+        to announce; if so it counts as announced from now on."""
+        meta = obj["metadata"]
+        uid = meta.get("uid") or ""
+        copy_meta = copy.get("metadata") or {}
+        if not uid or (copy_meta.get("annotations") or {}).get(PLANE_UID) != uid:
+            return False
+        while self._listing is not None and not self._listing.done():
+            await asyncio.shield(self._listing)  # a newer one may have started meanwhile
+        created = event_rules.seconds(copy_meta.get("creationTimestamp"))
+        if not event_rules.unannounced(uid, cluster, created, self.announced, self.at,
+                                       self.window):
+            return False
+        self.announced.add((uid, cluster))
+        return True
+
+    def stop(self) -> None:
+        if self._listing is not None:
+            self._listing.cancel()
 
 
 class Reporter:
@@ -49,7 +123,7 @@ class Reporter:
             message = (f"{what} {key[0]} {key[2]} in cluster{'s' if len(clusters) > 1 else ''}"
                        f" {', '.join(sorted(clusters))}")
             log.info(message, kind=key[0], namespace=key[1], object=key[2])
-            await self.recorder.record(obj, "Normal", reason, message)
+            await self.recorder.record(obj, "Normal", reason, message, clusters=clusters)
 
     async def report(self, key: Key, obj: Object, targets: list[str], ready: list[str],
                      replicas: dict[str, int] | None, errors: dict[str, str],

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from federator.domain import replicas as replica_rules
+from federator.domain.events import CREATED
 from federator.domain.naming import MANAGED_BY, PLANE_UID
 from federator.domain.objects import difference
 from federator.domain.overrides import PatchError, apply_patch
@@ -26,6 +27,7 @@ from federator.kube.watching import METADATA
 from .members import Members, MemberView
 from .memory import Key, Memories, Outcome
 from .plane import Plane
+from .reporting import Recall
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +66,9 @@ def _outcome(task: asyncio.Future[Outcome], cluster: str, key: Key) -> Outcome:
 
 class Writer:
     def __init__(self, plane: Plane, members: Members, memories: Memories, federation: str,
-                 member_wait: float, again: Callable[[Key], None]) -> None:
+                 member_wait: float, again: Callable[[Key], None], recall: Recall) -> None:
         self.plane = plane
+        self.recall = recall
         self.members = members
         self.memories = memories
         self.federation = federation
@@ -183,7 +186,10 @@ class Writer:
         if copy is not None and (changed is None or (
                 memory.applied == fingerprint and memory.normal == content(copy))):
             # Right, or as the member made of what was written (it normalises some values).
-            memory.applied = fingerprint
+            first, memory.applied = memory.applied is None, fingerprint
+            if first and await self.recall.due(obj, cluster, copy):
+                # Written by a replica that stopped before it announced the creation.
+                return Outcome(action=(CREATED, "created", cluster))
             return Outcome()
         async with view.limit:
             if not self.members.writable(cluster, kind):
@@ -214,7 +220,7 @@ class Writer:
         previous, memory.applied = memory.applied, fingerprint
         memory.normal = content(written)
         if copy is None and previous is None:
-            return Outcome(action=("CreatedInCluster", "created", cluster))
+            return Outcome(action=(CREATED, "created", cluster))
         if copy is None:
             return Outcome(action=("DriftCorrected", "recreated (deleted there)", cluster))
         if previous == fingerprint:
