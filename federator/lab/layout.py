@@ -350,13 +350,16 @@ def component_kubeconfig(paths: LabPaths, cluster: str) -> Path:
     return paths.work(cluster) / "kubeconfig"
 
 
+def node_names(member: MemberSpec) -> list[str]:
+    return [f"{member.name}-node-{i}" for i in range(1, len(member.node_pods()) + 1)]
+
+
 def nodes(member: MemberSpec, index: int, kubelet_port: int) -> list[dict[str, Any]]:
     """The kwok Node objects of a member: its capacity split over them, region and zone set,
     and loopback addresses of their own (see `node_address`) where kwok would give every
     node the same one, and their kubelet API at `kubelet_port` there."""
     result = []
-    for i, pods in enumerate(member.node_pods()):
-        name = f"{member.name}-node-{i + 1}"
+    for i, (name, pods) in enumerate(zip(node_names(member), member.node_pods(), strict=True)):
         capacity = {"cpu": "32", "memory": "256Gi", "pods": str(pods)}
         result.append({
             "apiVersion": "v1",

@@ -195,6 +195,7 @@ class ProcessLab:
                 self._wait_healthy(batch, records)
                 if stage == 1:  # the apiservers answer: what kwok reads when it starts
                     self._define_pod_logs(spec)
+                    self._free_node_leases(spec, records)
             self._add_nodes(spec)
         except BaseException:
             self._stop([n for n in reversed(started)], records)
@@ -323,6 +324,17 @@ class ProcessLab:
                              "crd/logs.kwok.x-k8s.io", "--timeout=60s",
                              step=f"kwok's Logs in {member.name}")
 
+    def _free_node_leases(self, spec: LabSpec, records: dict[str, ProcessRecord]) -> None:
+        """The node Leases a kwok about to start again would wait for: each kwok holds them
+        under an identity of its own, new in every process, so a restarted one would leave
+        its pods unready until the last one's leases ran out (40 s)."""
+        for member in spec.members:
+            if member.workloads and f"{member.name}/kwok" not in records:
+                self.kubectl(member.name, "-n", "kube-node-lease", "delete", "lease",
+                             *layout.node_names(member),
+                             "--ignore-not-found", "--wait=false",
+                             step=f"node leases of {member.name}")
+
     def _add_nodes(self, spec: LabSpec) -> None:
         """Create each member's kwok nodes and wait until they are Ready and pods can be made."""
         for index, member in enumerate(spec.members, start=1):
@@ -375,11 +387,20 @@ class ProcessLab:
     def pause_component(self, name: str, *, resume: bool = False) -> None:
         """Freeze one component (SIGSTOP), as a hung process: it keeps its connections and
         answers nothing; `resume=True` (SIGCONT) lets it go on."""
-        _, records = self.load()
+        spec, records = self.load()
         record = records.get(name)
         if record is None or not record.alive():
             raise LabError("pause", f"no running component {name!r} in {self.paths.root}")
         os.kill(record.pid, signal.SIGCONT if resume else signal.SIGSTOP)
+        if resume and spec is not None:
+            # Its clients' watches timed out meanwhile and back off: started afresh, as
+            # after a restart of it.
+            plan = layout.components(spec, self.paths, _placeholder_binaries())
+            stale = layout.stale_clients(plan, set(records) - {name})
+            if stale:
+                self._stop(stale, records)
+                self._save(spec, records)
+                self.up(spec)
 
     def _stop(self, names: list[str], records: dict[str, ProcessRecord],
               sig: signal.Signals = signal.SIGTERM) -> None:

@@ -138,6 +138,16 @@ def test_a_stopped_component_comes_back_with_up(lab: ProcessLab, lab_spec: LabSp
     assert clients and all(after[n].pid != before[n] and after[n].healthy for n in clients)
     assert all(after[n].pid == before[n] for n in before
                if not n.startswith(f"{member}/"))
+    # Frozen (SIGSTOP) and let go on: the same process answers again, and its clients are
+    # started afresh as after a restart.
+    lab.pause_component(target)
+    hung = kubectl(kubeconfig, member, "get", "--raw", "/readyz", "--request-timeout=1s",
+                   check=False)
+    assert hung.returncode != 0
+    lab.pause_component(target, resume=True)
+    resumed = {s.name: s for s in lab.status()}
+    assert resumed[target].pid == after[target].pid and resumed[target].healthy
+    assert all(resumed[n].pid != after[n].pid and resumed[n].healthy for n in clients)
     kubectl(kubeconfig, member, "-n", "kube-public", "create", "deployment", "comes-back",
             "--image=registry.k8s.io/pause:3.10")
     kubectl(kubeconfig, member, "-n", "kube-public", "rollout", "status",
