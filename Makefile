@@ -69,10 +69,11 @@ integration: build bind kubectl
 	$(BIN)/pytest -m integration
 
 # Tests run in a random order (pytest-randomly; the seed is printed first and is replayed
-# with `$(BIN)/pytest --randomly-seed=N`), and
-# the 25 slowest are listed at the end.
+# with `$(BIN)/pytest --randomly-seed=N`), in two processes (pytest-xdist: each test file
+# whole in one of them, each process with a lab of its own), and the 25 slowest are listed
+# at the end with where the slowest waited.
 test: lint typecheck build bind kubectl
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 # The lab (plane + 3 members), federator serving it, and a Deployment spread 2:1:1 over the
 # members. It stays up for you to explore; `make demo-down` stops it.

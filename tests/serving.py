@@ -36,7 +36,7 @@ class Serve:
     """One `federator serve` process; its log goes to a file next to the test's tmp files."""
 
     def __init__(self, kubeconfig: Path, identity: str, log: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, config: Path | None = None) -> None:
         self.identity = identity
         self.port = free_port()
         self.gateway_port = free_port()
@@ -44,7 +44,8 @@ class Serve:
         self.log = log
         self.argv = [sys.executable, "-m", "federator", "--kubeconfig", str(kubeconfig),
                      "serve", "--identity", identity, "--http-port", str(self.port),
-                     "--gateway-port", str(self.gateway_port)]
+                     "--gateway-port", str(self.gateway_port),
+                     *(("--config", str(config)) if config is not None else ())]
         self.env = {**os.environ, "FEDERATOR_DNS__EMBEDDED__PORT": str(self.dns_port),
                     **(env or {})}
         self.process = self._start()

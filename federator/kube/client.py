@@ -161,7 +161,7 @@ class KubeClient:
                     return json.loads(text)
                 return text
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise Unreachable(_describe(exc, self.server)) from exc
+            raise Unreachable(_describe(exc, self.server, timeout or self.timeout)) from exc
 
     async def get(self, url: str, *, accept: str | None = None, **params: str) -> Any:
         return await self.request("GET", url, params=params or None, accept=accept)
@@ -212,12 +212,12 @@ class KubeClient:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)),
                 self.timeout)
         except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
-            raise Unreachable(_describe(exc, self.server)) from exc
+            raise Unreachable(_describe(exc, self.server, self.timeout)) from exc
         try:
             async with response:
                 yield response
         except (aiohttp.ClientConnectionError, OSError) as exc:
-            raise Unreachable(_describe(exc, self.server)) from exc
+            raise Unreachable(_describe(exc, self.server, self.timeout)) from exc
 
     async def upgrade(self, method: str, path_qs: str, headers: Sequence[tuple[str, str]]
                       ) -> Upgrade:
@@ -248,7 +248,7 @@ class KubeClient:
                 asyncio.LimitOverrunError) as exc:
             if writer is not None:
                 writer.close()
-            raise Unreachable(_describe(exc, self.server)) from exc
+            raise Unreachable(_describe(exc, self.server, self.timeout)) from exc
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts = status_line.split(" ", 2)
         if len(parts) < 2 or not parts[1].isdigit():
@@ -294,7 +294,7 @@ class KubeClient:
                 finally:
                     open_watches.dec()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise Unreachable(_describe(exc, self.server)) from exc
+            raise Unreachable(_describe(exc, self.server, self.timeout)) from exc
 
 
 def _quote(path: str) -> str:
@@ -312,9 +312,9 @@ def _status_error(code: int, text: str) -> KubeError:
     return KubeError(code, str(status.get("reason") or "Error"), str(status.get("message", "")))
 
 
-def _describe(exc: BaseException, server: str) -> str:
+def _describe(exc: BaseException, server: str, timeout: float) -> str:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return f"{server} did not answer in time"
+        return f"{server} did not answer within {timeout:g}s"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return f"{server}: its certificate is not trusted ({exc.certificate_error})"
     if isinstance(exc, aiohttp.ClientConnectorError):

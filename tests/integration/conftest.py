@@ -6,17 +6,14 @@ import base64
 import contextlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from federator.lab.process import ProcessLab
 from federator.lab.spec import LabSpec, default_members
-from tests import kube
 from tests.bind import KEY_NAME, Bind
 from tests.cli import federator
 from tests.kube import get_json, kubectl
@@ -32,36 +29,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     "integration: add pytestmark = pytest.mark.integration", pytrace=False)
 
 
-_SPENT: list[tuple[float, str, str, list[tuple[float, str]]]] = []  # secs, test, after, waits
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    kube.WAITS.clear()
-    began = time.monotonic()
-    yield
-    after = _SPENT[-1][1] if _SPENT else "(first)"
-    _SPENT.append((time.monotonic() - began, item.nodeid, after, list(kube.WAITS)))
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Where the slowest lab tests spent their time (setup, call and teardown): their
-    waits of 3 s or more, and the test that ran before each (whose leftovers it may wait
-    out)."""
-    slowest = sorted((s for s in _SPENT if s[0] >= 20), reverse=True)[:15]
-    if not slowest:
-        return
-    terminalreporter.section("where the slowest lab tests waited")
-    for seconds, nodeid, after, waits in slowest:
-        terminalreporter.write_line(f"{seconds:6.1f} s {nodeid.split('::')[-1]} "
-                                    f"(after {after.split('::')[-1]})")
-        for waited, what in sorted(waits, reverse=True):
-            if waited >= 3:
-                terminalreporter.write_line(f"{waited:12.1f} s {what}")
-
-
-# Away from the default lab's ports, so tests and a user's lab can run side by side.
-TEST_BASE_PORT = int(os.environ.get("FEDERATOR_TEST_BASE_PORT", "27400"))
+# Away from the default lab's ports, so tests and a user's lab can run side by side; each
+# pytest-xdist worker (gw0, gw1, ...) has a lab of its own, 2000 ports further on.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or "0")
+TEST_BASE_PORT = int(os.environ.get("FEDERATOR_TEST_BASE_PORT", "27400")) + 2000 * WORKER
 
 
 @pytest.fixture(scope="session")
@@ -248,12 +219,12 @@ def readyz_forbidden(kubeconfig: Path, member: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def in_place_of(serving: Serve, federation: Path, identity: str, log: Path,
-                env: dict[str, str]) -> Iterator[Serve]:
+                env: dict[str, str], config: Path | None = None) -> Iterator[Serve]:
     """A serve with settings of its own instead of the session's, which stops so that this
     one leads; the session's is back at the end, whatever happened."""
     assert serving.stop() == 0
     try:
-        replica = Serve(federation, identity, log, env)
+        replica = Serve(federation, identity, log, env, config)
         try:
             yield replica
         finally:

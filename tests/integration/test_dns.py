@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     ca_of,
     in_place_of,
 )
+from tests.integration.test_faults import events_of
 from tests.kube import eventually, get_json, kubectl
 from tests.serving import Serve, free_port
 
@@ -149,6 +150,20 @@ def _follow(serving: Serve, bind: Bind, federation: Path, gateway: Path, lab: An
     eventually(lambda: _both(serving, bind, GLOBAL, "A", everyone), "member-3 back",
                attempts=600)
     assert bind.dig(THEIR_RECORD[0]) == [THEIR_RECORD[1]]
+
+    # The plane away for longer than serve's lease: the embedded server still answers from
+    # the members it watches.
+    since = len(serving.log.read_text())
+    lab.stop_component("plane/kube-apiserver")
+    try:
+        eventually(lambda: "lost leadership: the leader's work stopped; campaigning again"
+                   in {e["event"] for e in events_of(serving.log.read_text(), since)},
+                   "serve gives up its lease without the plane", attempts=600)
+        assert _embedded(serving, GLOBAL) == everyone
+        assert _dig(serving.dns_port, WEST_ZONE) == _ips("member-2")
+    finally:
+        lab.up(lab_spec)
+    eventually(lambda: serving.get("/readyz")[0] == 200, "serve ready again", attempts=600)
 
 
 def test_the_embedded_server_is_authoritative_for_the_zone(serving: Serve) -> None:

@@ -15,6 +15,7 @@ from federator.domain.kinds import CLUSTER_LOCAL, federated
 from federator.kube.client import KubeClient
 from federator.kube.discovery import discover
 from federator.kube.kubeconfig import load_credentials
+from tests.integration.conftest import in_place_of
 from tests.integration.test_propagation import MEMBERS, copy_of, events
 from tests.kube import eventually, kubectl
 from tests.serving import Serve
@@ -379,3 +380,40 @@ def test_what_is_local_by_nature_stays_in_the_plane(serving: Serve, federation: 
     finally:
         kubectl(federation, "federation", "-n", "default", "delete", "lease,configmap",
                 "kinds-local", "kinds-after-lease", "--ignore-not-found")
+
+
+NETWORK_POLICY = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: kinds-excluded, namespace: default}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+"""
+
+
+def test_propagation_exclude_keeps_a_kind_in_the_plane(serving: Serve, federation: Path,
+                                                      tmp_path: Path) -> None:
+    """With `propagation.exclude: [networkpolicies.networking.k8s.io]` a NetworkPolicy
+    written through the federation stays in the plane (checked once a later ConfigMap has
+    reached every member); served again without the setting, it is propagated."""
+    settings = tmp_path / "federator.yaml"
+    settings.write_text("propagation:\n  exclude: [networkpolicies.networking.k8s.io]\n")
+    try:
+        with in_place_of(serving, federation, "excluding", tmp_path / "serve.log",
+                         {"FEDERATOR_DNS__ENABLED": "false"}, settings) as alone:
+            eventually(lambda: alone.metric("federator_leader") == 1, "the test's serve leads",
+                       attempts=300)
+            kubectl(federation, "federation", "apply", "-f", "-", stdin=NETWORK_POLICY)
+            kubectl(federation, "federation", "create", "configmap", "kinds-after-policy",
+                    "--from-literal=a=1")
+            eventually(lambda: all(_everywhere(federation, "configmap", "kinds-after-policy",
+                                               namespace="default")),
+                       "the later ConfigMap in every member")
+            assert not any(_everywhere(federation, "networkpolicy", "kinds-excluded",
+                                       namespace="default"))
+        eventually(lambda: all(_everywhere(federation, "networkpolicy", "kinds-excluded",
+                                           namespace="default")),
+                   "the NetworkPolicy in every member once nothing excludes it")
+    finally:
+        kubectl(federation, "federation", "-n", "default", "delete",
+                "networkpolicy/kinds-excluded", "configmap/kinds-after-policy",
+                "--ignore-not-found")

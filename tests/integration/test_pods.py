@@ -180,6 +180,26 @@ def test_exec_cp_attach_and_port_forward_find_the_member_that_holds_the_pod(
     forward_answers(gateway, "federation", FEDERATED, name, env)
 
 
+def test_an_ephemeral_container_reaches_the_member_that_holds_the_pod(
+        gateway: Path, kubeconfig: Path, hello: list[dict[str, Any]]) -> None:
+    """`kubectl debug` through the federation (a PATCH of the pod's ephemeralcontainers
+    subresource) lands in the pod's own member; the pod is deleted after, so that later
+    tests find hello's pods as the Deployment makes them."""
+    pod = hello[0]
+    name, cluster = pod["metadata"]["name"], _cluster(pod)
+    try:
+        done = kubectl(gateway, "federation", "-n", FEDERATED, "debug", name,
+                       "--image=registry.k8s.io/pause:3.10", "--container=federated-debug",
+                       "--profile=general")
+        assert "federated-debug" in done.stdout + done.stderr
+        held = get_json(kubeconfig, cluster, "-n", FEDERATED, "pod", name)
+        assert [c["name"] for c in held["spec"].get("ephemeralContainers") or []] == [
+            "federated-debug"]
+    finally:
+        kubectl(gateway, "federation", "-n", FEDERATED, "delete", "pod", name,
+                "--wait=true", "--timeout=60s")
+
+
 def test_label_delete_and_replicasets_of_a_federated_deployment(
         gateway: Path, kubeconfig: Path, hello: list[dict[str, Any]]) -> None:
     run = functools.partial(kubectl, gateway, "federation", "-n", FEDERATED)

@@ -706,10 +706,10 @@ def test_a_full_member_is_offered_its_share_again_after_capacity_ttl(
         serving: Serve, federation: Path, tmp_path: Path) -> None:
     """Capped as full (its pods Unschedulable for `unschedulable_after`), member-3 gets its
     whole share back once `capacity_ttl` has passed and it has room again. (A replica of its
-    own, with a TTL of 30 s.)"""
+    own, with a TTL of 12 s.)"""
     with in_place_of(serving, federation, "capacity-ttl", tmp_path / "serve.log",
                      {"FEDERATOR_PROPAGATION__UNSCHEDULABLE_AFTER": "5",
-                      "FEDERATOR_PROPAGATION__CAPACITY_TTL": "30",
+                      "FEDERATOR_PROPAGATION__CAPACITY_TTL": "12",
                       "FEDERATOR_DNS__ENABLED": "false"}):
         set_pod_room(federation, "member-3", 1)  # two nodes: room for 2 more pods
         try:
