@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import requests
 
 from federator.domain.sharding import shard_of
 from tests.integration.conftest import (
     DEPLOYMENT,
+    GATEWAY_TOKENS,
     MEMBERS,
+    ca_of,
     in_place_of,
     members_work,
     write_contexts,
@@ -154,7 +157,9 @@ def test_a_hung_member_delays_only_its_own_copies(serving: Serve, federation: Pa
     with in_place_of(serving, federation, "hung-test", tmp_path / "serve.log",
                      {"FEDERATOR_PROPAGATION__WORKERS": "1",
                       "FEDERATOR_PROBE__FAILURE_THRESHOLD": "100000",
-                      "FEDERATOR_DNS__ENABLED": "false"}) as alone:
+                      "FEDERATOR_DNS__ENABLED": "false",
+                      "FEDERATOR_GATEWAY__TOKEN_FILE":
+                          serving.env["FEDERATOR_GATEWAY__TOKEN_FILE"]}) as alone:
         contexts = tmp_path / "kubeconfig"
         write_contexts(federation, alone, contexts)
         names = [f"hung-{i}" for i in range(12)]
@@ -211,14 +216,21 @@ def test_a_hung_member_delays_only_its_own_copies(serving: Serve, federation: Pa
                 watcher.wait()
                 watcher.stdout.close()
                 watcher.stderr.close()
-            # A request for the hung member itself is a Status, not a hang.
-            # (--raw: one request; kubectl's discovery first would ask the hung member
-            # several times, each waiting out the timeout.)
-            direct = kubectl(contexts, "federation-member-1", "get", "--raw",
-                             "/api/v1/namespaces/default/configmaps", check=False)
-            assert direct.returncode != 0 and "ServiceUnavailable" in direct.stderr
+            # A request for the hung member itself is a Status, not a hang. (One request:
+            # kubectl's discovery would ask the hung member several times, each waiting out
+            # the timeout; and its --raw drops the context's /clusters/member-1 path.)
+            ca = tmp_path / "ca.pem"
+            ca.write_text(ca_of(contexts))
+            direct = requests.get(
+                f"https://127.0.0.1:{alone.gateway_port}/clusters/member-1"
+                "/api/v1/namespaces/default/configmaps",
+                headers={"Authorization": f"Bearer {next(iter(GATEWAY_TOKENS))}"},
+                verify=str(ca), timeout=60)
+            status = direct.json()
+            assert (direct.status_code, status["kind"], status["reason"]) == (
+                503, "Status", "ServiceUnavailable"), status
             # Given up after the gateway's request timeout (10 s), which it names.
-            assert "did not answer within 10s" in direct.stderr, direct.stderr
+            assert "did not answer within 10s" in status["message"], status
         finally:
             lab.pause_component("member-1/kube-apiserver", resume=True)
         eventually(lambda: set(names) <= set(managed(federation, "member-1", "configmaps",
